@@ -1,0 +1,17 @@
+//! Switchboard: an omnichannel routing daemon (ACD) for contact centers.
+//!
+//! # Layout
+//!
+//! - [`model`]: plain data shared by every layer (ids, channels, priorities, skills, profiles).
+//! - [`config`]: the typed TOML configuration, its validation, and its compilation into a
+//!   [`router::RoutingPlan`].
+//! - [`router`]: the pure routing core. No IO, no clock: events in, actions out.
+//!
+//! Data flows from the channel adapters through classification and the journal into the router
+//! task, which drives [`router::Router`] and executes its actions; see ARCHITECTURE.md.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod model;
+pub mod router;

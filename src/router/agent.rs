@@ -1,0 +1,112 @@
+//! The router's record of one agent: presence, load per channel, and the routing classes it
+//! qualifies for.
+
+use crate::model::{AgentProfile, Channel, ContactId, Millis};
+
+use super::ClassIdx;
+use super::line::Line;
+
+/// What the agent has said about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// Logged out: nothing is offered, contacts are not held for it beyond their preference
+    /// timeout.
+    Offline,
+    /// Ready for offers.
+    Available,
+    /// Logged in but not taking new offers (break, meeting, training, "missed offers").
+    Away {
+        /// Free text shown to supervisors.
+        reason: String,
+    },
+}
+
+/// A contact held in after-contact work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WrapUp {
+    pub contact: ContactId,
+    pub channel: Channel,
+    pub until: Millis,
+}
+
+/// One agent as the router sees it.
+#[derive(Debug)]
+pub(crate) struct Agent {
+    pub profile: AgentProfile,
+    pub presence: Presence,
+    /// Slots used per channel: outstanding offers, assigned contacts and wrap-ups.
+    pub load: [u8; 6],
+    /// Last offer or last return to availability; the longest-idle policy picks the oldest.
+    pub idle_since: Millis,
+    /// Bumped on every change that affects readiness or selection keys, which makes every
+    /// older entry in the classes' ready heaps stale.
+    pub epoch: u32,
+    /// Routing classes whose requirement this agent meets.
+    pub classes: Vec<ClassIdx>,
+    pub offers: Vec<ContactId>,
+    pub assigned: Vec<ContactId>,
+    pub wrap_ups: Vec<WrapUp>,
+    /// Consecutive offers that expired unanswered.
+    pub missed_in_row: u32,
+    /// Contacts waiting for this agent in particular (sticky routing, transfers to an agent).
+    pub preferred_line: Line,
+    /// False for a placeholder created because a contact named an agent we have never seen.
+    pub known: bool,
+}
+
+impl Agent {
+    pub fn new(profile: AgentProfile, now: Millis) -> Self {
+        Agent {
+            profile,
+            presence: Presence::Offline,
+            load: [0; 6],
+            idle_since: now,
+            epoch: 0,
+            classes: Vec::new(),
+            offers: Vec::new(),
+            assigned: Vec::new(),
+            wrap_ups: Vec::new(),
+            missed_in_row: 0,
+            preferred_line: Line::default(),
+            known: true,
+        }
+    }
+
+    /// True when a new contact of `channel` may be offered now.
+    pub fn can_take(&self, channel: Channel, voice_blocks: bool) -> bool {
+        self.presence == Presence::Available
+            && self.load[channel.index()] < self.profile.capacity.of(channel)
+            && !(voice_blocks && channel != Channel::Voice && self.load[Channel::Voice.index()] > 0)
+    }
+
+    /// True when any channel could take an offer.
+    pub fn can_take_any(&self, voice_blocks: bool) -> bool {
+        Channel::ALL.iter().any(|&c| self.can_take(c, voice_blocks))
+    }
+
+    /// Used slots over total slots, in millionths (for the least-occupied policy).
+    pub fn occupancy_ppm(&self) -> u64 {
+        let total = u64::from(self.profile.capacity.total().max(1));
+        let used: u64 = self.load.iter().map(|&n| u64::from(n)).sum();
+        used * 1_000_000 / total
+    }
+
+    pub fn take_slot(&mut self, channel: Channel) {
+        self.load[channel.index()] = self.load[channel.index()].saturating_add(1);
+    }
+
+    pub fn free_slot(&mut self, channel: Channel) {
+        self.load[channel.index()] = self.load[channel.index()].saturating_sub(1);
+    }
+}
+
+/// Removes the first occurrence of `item`; returns whether it was there.
+pub(crate) fn remove_item<T: PartialEq>(list: &mut Vec<T>, item: &T) -> bool {
+    match list.iter().position(|x| x == item) {
+        Some(i) => {
+            list.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}

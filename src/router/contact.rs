@@ -1,0 +1,120 @@
+//! The router's record of one contact: where it is, how it ranks, and its SLA clock.
+
+use crate::model::{Channel, ContactId, Millis, Priority, QueueId, SkillReq};
+
+use super::line::Place;
+use super::plan::SlaPolicy;
+use super::{AgentIdx, ClassIdx};
+
+/// Which line a waiting contact stands in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LineRef {
+    /// The line of a routing class.
+    Class(ClassIdx),
+    /// An agent's preferred line (sticky routing, transfer to a named agent).
+    Preferred(AgentIdx),
+}
+
+/// Where a contact is. Exactly one of these at any time; `Detached` only inside one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Whereabouts {
+    /// Between two states while the router moves it.
+    Detached,
+    Waiting {
+        place: Place,
+        line: LineRef,
+    },
+    Offered {
+        agent: AgentIdx,
+        expires_at: Millis,
+    },
+    Assigned {
+        agent: AgentIdx,
+    },
+}
+
+/// Deadlines from the contact's SLA policy, counted from its arrival.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SlaClock {
+    /// The queue whose policy applies (the arrival queue; overflow and transfer keep it, as the
+    /// promise was made to the customer on arrival).
+    pub policy_queue: QueueId,
+    pub first_response_due: Millis,
+    pub first_response_warn: Millis,
+    pub resolution_due: Option<Millis>,
+    pub resolution_warn: Option<Millis>,
+    pub responded: bool,
+    pub first_response_warned: bool,
+    pub first_response_breached: bool,
+    pub resolution_warned: bool,
+    pub resolution_breached: bool,
+}
+
+impl SlaClock {
+    pub fn new(policy_queue: QueueId, policy: &SlaPolicy, arrived_at: Millis) -> Self {
+        let warn = |target: Millis| arrived_at + (target as f64 * policy.warn_at) as Millis;
+        SlaClock {
+            policy_queue,
+            first_response_due: arrived_at + policy.first_response,
+            first_response_warn: warn(policy.first_response),
+            resolution_due: policy.resolution.map(|r| arrived_at + r),
+            resolution_warn: policy.resolution.map(warn),
+            responded: false,
+            first_response_warned: false,
+            first_response_breached: false,
+            resolution_warned: false,
+            resolution_breached: false,
+        }
+    }
+}
+
+/// One contact inside the router.
+#[derive(Debug)]
+pub(crate) struct Contact {
+    pub id: ContactId,
+    pub channel: Channel,
+    pub queue: QueueId,
+    /// The routing class it is routed in now (queue, channel, current requirement).
+    pub class: ClassIdx,
+    /// Skills the contact itself asked for; merged with each queue's own on entry.
+    pub own_skills: Box<[SkillReq]>,
+    /// Priority from intake.
+    pub base_priority: Priority,
+    /// Raises from escalation steps and SLA breaches.
+    pub boost: i32,
+    /// Effective priority: base + queue priority + boost.
+    pub priority: Priority,
+    pub arrived_at: Millis,
+    /// Entry into the current queue: escalation steps and the queue's service level count from
+    /// here.
+    pub queue_entered_at: Millis,
+    pub whereabouts: Whereabouts,
+    pub announce_position: bool,
+    /// Preferred agent and the time after which anyone qualified may take the contact.
+    pub preferred: Option<(AgentIdx, Millis)>,
+    /// Agents that rejected or missed an offer of this contact; never offered to them again.
+    pub excluded: Vec<AgentIdx>,
+    /// Index of the next escalation step of the current queue.
+    pub next_step: usize,
+    pub next_step_at: Option<Millis>,
+    /// A step came due (or a breach asked for one) while the contact was offered; applied when
+    /// it returns to waiting. The bool says whether it is forced (breach) rather than timed.
+    pub step_pending: Option<bool>,
+    pub sla: SlaClock,
+    /// Answered at least once: later abandons and re-answers do not count again.
+    pub answered: bool,
+    /// Last position and wait sent to the customer, to send only changes.
+    pub last_announced: Option<(usize, Option<Millis>)>,
+}
+
+impl Contact {
+    /// The contact's place in line at its current priority.
+    pub fn place(&self) -> Place {
+        Place {
+            urgency: std::cmp::Reverse(self.priority),
+            arrived_at: self.arrived_at,
+            contact: self.id,
+            has_exclusions: !self.excluded.is_empty(),
+        }
+    }
+}

@@ -1,0 +1,1959 @@
+//! The routing core: which agent gets which contact, and when. Pure and deterministic.
+//!
+//! No tokio, no IO, no clock reads. The driver (the daemon's router task, the simulator, a test)
+//! feeds [`Event`]s with the current time to [`Router::handle`], executes the [`Action`]s it
+//! drains from [`Router::drain_actions`], and calls [`Router::tick`] when
+//! [`Router::next_deadline`] comes. The same inputs always give the same outputs.
+//!
+//! # Data structures
+//!
+//! Contacts are grouped into *routing classes*: contacts of one queue, one channel and one skill
+//! requirement compete for exactly the same agents. (The channel is part of the class because
+//! capacity is counted per channel: an agent with a free chat slot and no free email slot can take
+//! the head of a chat class but not of an email class.) Each class keeps
+//!
+//! - a line of waiting contacts in service order (priority, then arrival), and
+//! - a heap of agents that qualify for the class and are ready for it now, ordered by the
+//!   queue's selection policy. Entries are invalidated lazily: every change to an agent bumps its
+//!   epoch, so an old entry is recognised and dropped when it reaches the top.
+//!
+//! A contact that arrives pops the best ready agent from its class's heap: no scan of agents. An
+//! agent that becomes free looks at the head of each class it qualifies for (and at its own
+//! preferred line) and takes the best: no scan of waiting contacts. After every event the router
+//! is at a fixed point: no ready agent qualifies for a waiting contact it has not refused.
+//!
+//! # Decisions a reader may look for
+//!
+//! - Reject and expiry both exclude the agent for that contact; the contact keeps its place.
+//!   A contact every qualified agent has refused waits for an escalation step to widen the net.
+//! - Position in line is the position within the contact's routing class, the contacts that
+//!   compete for the same agents.
+//! - A queue's service level counts the wait from entering the queue, and counts a contact's first
+//!   answer only; the customer's SLA deadlines always count from arrival.
+//! - Voice blocks other channels: while an agent holds a voice contact (offered, assigned or in
+//!   wrap-up) nothing else is offered; a call may still be offered to an agent holding chats.
+//! - An agent going offline returns its offers and assigned contacts to the queue, held for it as
+//!   preferred agent for the queue's preferred-agent timeout, so a reconnect gets them back.
+
+mod agent;
+mod contact;
+mod line;
+mod plan;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+
+use crate::model::{
+    AgentId, AgentProfile, Capacity, Channel, ContactId, Millis, NewContact, Priority, QueueId,
+    Requirement, SKILL_LEVELS, SkillId, SkillReq,
+};
+
+pub use agent::Presence;
+pub use plan::{BreachActions, EscalationStep, QueuePlan, RoutingPlan, Selection, SlaPolicy};
+pub use stats::{QueueCounters, QueueSnapshot};
+
+use agent::{Agent, WrapUp, remove_item};
+use contact::{Contact, LineRef, SlaClock, Whereabouts};
+use line::{Line, Place};
+
+pub(crate) type ClassIdx = u32;
+pub(crate) type AgentIdx = u32;
+
+/// Something that happened outside the router.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A new contact, already durable. Replayed contacts carry their original arrival time.
+    ContactQueued(NewContact),
+    /// The customer gave up, or a supervisor removed the contact.
+    ContactWithdrawn {
+        /// The contact.
+        contact: ContactId,
+        /// Why it left.
+        reason: WithdrawReason,
+    },
+    /// Move a contact to another queue or to a named agent, keeping its age.
+    ContactTransferred {
+        /// The contact.
+        contact: ContactId,
+        /// Where it goes.
+        to: TransferTarget,
+    },
+    /// An agent sent the first response (chat, email); stops the first-response SLA clock.
+    ContactResponded {
+        /// The contact.
+        contact: ContactId,
+    },
+    /// The assigned agent finished with the contact; wrap-up starts.
+    ContactCompleted {
+        /// The contact.
+        contact: ContactId,
+    },
+    /// An agent logged in (or logged in again with a new profile).
+    AgentOnline {
+        /// Who it is and what it can take.
+        profile: AgentProfile,
+        /// Its state on arrival.
+        presence: Presence,
+    },
+    /// An agent logged out or its connection is gone for good.
+    AgentOffline {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// An agent changed state: available, away with a reason, or offline.
+    AgentPresence {
+        /// The agent.
+        agent: AgentId,
+        /// The new state.
+        presence: Presence,
+    },
+    /// A supervisor changed an agent's skills, capacity or queues.
+    AgentProfileChanged {
+        /// The new profile (its `id` names the agent).
+        profile: AgentProfile,
+    },
+    /// The agent accepted an offer.
+    OfferAccepted {
+        /// The contact offered.
+        contact: ContactId,
+        /// The agent it was offered to.
+        agent: AgentId,
+    },
+    /// The agent declined an offer.
+    OfferRejected {
+        /// The contact offered.
+        contact: ContactId,
+        /// The agent it was offered to.
+        agent: AgentId,
+    },
+    /// The agent is ready again: ends wrap-up of one contact, or of all with `None`.
+    WrapUpDone {
+        /// The agent.
+        agent: AgentId,
+        /// The contact whose wrap-up ends, or `None` for all.
+        contact: Option<ContactId>,
+    },
+    /// Nothing happened but time passed.
+    Tick,
+}
+
+/// Why a contact left before completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WithdrawReason {
+    /// The customer gave up (hung up, closed the chat, timed out).
+    Abandoned,
+    /// A supervisor or the system removed it (spam, duplicate, solved elsewhere).
+    Cancelled,
+}
+
+/// Where a transfer sends a contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// Another queue; the contact takes that queue's requirement plus its own skills.
+    Queue(QueueId),
+    /// A named agent, who gets it first for the queue's preferred-agent timeout.
+    Agent(AgentId),
+}
+
+/// How a contact left the router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled and completed by an agent.
+    Completed,
+    /// The customer gave up.
+    Abandoned,
+    /// Removed by a supervisor or the system.
+    Cancelled,
+}
+
+/// Why an offer was taken back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// The agent did not answer in time.
+    Expired,
+    /// The contact left (abandoned, cancelled).
+    ContactLeft,
+    /// The agent went away or offline.
+    AgentUnavailable,
+    /// The contact was transferred elsewhere.
+    Transferred,
+}
+
+/// Which SLA deadline an SLA action is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SlaKind {
+    /// Time to the first agent response.
+    FirstResponse,
+    /// Time to completion.
+    Resolution,
+}
+
+/// Something the driver must do, or record, because of an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Offer the contact to the agent until `expires_at`.
+    Offer {
+        /// The contact.
+        contact: ContactId,
+        /// The agent.
+        agent: AgentId,
+        /// The contact's queue.
+        queue: QueueId,
+        /// The contact's channel.
+        channel: Channel,
+        /// The contact's effective priority.
+        priority: Priority,
+        /// When the offer lapses.
+        expires_at: Millis,
+    },
+    /// Tell the agent an offer is gone.
+    RevokeOffer {
+        /// The contact.
+        contact: ContactId,
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        reason: RevokeReason,
+    },
+    /// The agent accepted: the contact is now theirs.
+    Assigned {
+        /// The contact.
+        contact: ContactId,
+        /// The agent.
+        agent: AgentId,
+        /// The contact's queue.
+        queue: QueueId,
+        /// Time since the customer arrived.
+        waited: Millis,
+    },
+    /// An assigned contact went back to waiting because its agent went offline.
+    Requeued {
+        /// The contact.
+        contact: ContactId,
+        /// The agent it was taken from (and is held for first).
+        agent: AgentId,
+    },
+    /// Tell a waiting customer where they stand.
+    Position {
+        /// The contact.
+        contact: ContactId,
+        /// 1 = next to be served.
+        position: usize,
+        /// Estimated wait from the recent service rate, when there is one.
+        estimated_wait: Option<Millis>,
+    },
+    /// An escalation step was applied.
+    Escalated {
+        /// The contact.
+        contact: ContactId,
+        /// The queue after the step.
+        queue: QueueId,
+        /// Index of the step in its queue's list.
+        step: usize,
+        /// The queue the contact left, when the step overflowed it.
+        overflowed_from: Option<QueueId>,
+    },
+    /// An SLA deadline is near.
+    SlaWarning {
+        /// The contact.
+        contact: ContactId,
+        /// Which deadline.
+        kind: SlaKind,
+        /// When it falls.
+        deadline: Millis,
+    },
+    /// An SLA deadline passed.
+    SlaBreach {
+        /// The contact.
+        contact: ContactId,
+        /// Which deadline.
+        kind: SlaKind,
+        /// When it fell.
+        deadline: Millis,
+        /// Whether the policy asks for supervisors to be notified.
+        notify: bool,
+    },
+    /// The agent is in after-contact work for this contact until `until` (or until ready).
+    WrapUpStarted {
+        /// The agent.
+        agent: AgentId,
+        /// The contact.
+        contact: ContactId,
+        /// When wrap-up ends by itself.
+        until: Millis,
+    },
+    /// Wrap-up of this contact ended; its slot is free.
+    WrapUpEnded {
+        /// The agent.
+        agent: AgentId,
+        /// The contact.
+        contact: ContactId,
+    },
+    /// The agent was put away by the router (redirect on no answer).
+    AgentAutoPaused {
+        /// The agent.
+        agent: AgentId,
+        /// The away reason set.
+        reason: String,
+    },
+    /// The contact was transferred.
+    Transferred {
+        /// The contact.
+        contact: ContactId,
+        /// The queue it was in.
+        from: QueueId,
+        /// Where it went.
+        to: TransferTarget,
+    },
+    /// The contact left the router for good.
+    ContactLeft {
+        /// The contact.
+        contact: ContactId,
+        /// Its last queue.
+        queue: QueueId,
+        /// How it left.
+        outcome: Outcome,
+    },
+}
+
+/// An event the router refused. Nothing changed because of it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RouterError {
+    /// The queue id is not in the routing plan.
+    #[error("unknown queue id {0:?}")]
+    UnknownQueue(QueueId),
+    /// The skill id is not in the routing plan.
+    #[error("unknown skill id {0:?}")]
+    UnknownSkill(SkillId),
+    /// A skill level outside 1-10.
+    #[error("skill level {level} out of range 1-10 for skill {skill:?}")]
+    SkillLevelOutOfRange {
+        /// The skill.
+        skill: SkillId,
+        /// The level given.
+        level: u8,
+    },
+    /// A contact with this id is already in the router.
+    #[error("contact {0} is already queued")]
+    DuplicateContact(ContactId),
+    /// No contact with this id is in the router.
+    #[error("unknown contact {0}")]
+    UnknownContact(ContactId),
+    /// No agent with this id has been seen.
+    #[error("unknown agent {0}")]
+    UnknownAgent(AgentId),
+    /// Accept or reject for an offer that is not outstanding (it expired, was revoked, or went
+    /// to another agent).
+    #[error("contact {contact} is not offered to agent {agent}")]
+    NotOffered {
+        /// The contact.
+        contact: ContactId,
+        /// The agent that answered.
+        agent: AgentId,
+    },
+    /// Completion of a contact that no agent holds.
+    #[error("contact {0} is not assigned to an agent")]
+    NotAssigned(ContactId),
+}
+
+/// One routing class: contacts of one queue, channel and requirement.
+#[derive(Debug)]
+struct Class {
+    queue: QueueId,
+    channel: Channel,
+    requirement: Requirement,
+    line: Line,
+    /// Agents ready for this class, best first; stale entries dropped lazily.
+    ready: BinaryHeap<Reverse<ReadyEntry>>,
+    /// Agents whose profile qualifies for the class (bounds the heap's live entries).
+    qualified: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct ReadyEntry {
+    key: (u64, u64),
+    agent: AgentIdx,
+    epoch: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    OfferExpiry(ContactId),
+    Escalation(ContactId),
+    SlaWarning(ContactId, SlaKind),
+    SlaBreach(ContactId, SlaKind),
+    PreferredTimeout(ContactId),
+    WrapUpEnd(AgentIdx, ContactId),
+    PositionTick,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: Millis,
+    due: Due,
+}
+
+/// The routing core. See the module documentation.
+#[derive(Debug)]
+pub struct Router {
+    plan: RoutingPlan,
+    now: Millis,
+    contacts: FxHashMap<ContactId, Contact>,
+    agents: Vec<Agent>,
+    agent_index: FxHashMap<AgentId, AgentIdx>,
+    classes: Vec<Class>,
+    class_index: FxHashMap<(QueueId, Channel, Requirement), ClassIdx>,
+    /// For each skill, the agents having it: finds qualified agents for a new class without
+    /// scanning everyone.
+    skill_agents: Vec<Vec<AgentIdx>>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    counters: Vec<QueueCounters>,
+    dirty_lines: Vec<LineRef>,
+    position_tick_at: Option<Millis>,
+    actions: Vec<Action>,
+    scratch: Vec<ReadyEntry>,
+}
+
+/// A contact as seen from outside the router.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactView {
+    /// The contact.
+    pub id: ContactId,
+    /// Current queue.
+    pub queue: QueueId,
+    /// Channel.
+    pub channel: Channel,
+    /// Waiting, offered or assigned.
+    pub status: ContactStatus,
+    /// The agent it is offered or assigned to.
+    pub agent: Option<AgentId>,
+    /// Effective priority.
+    pub priority: Priority,
+    /// Arrival.
+    pub arrived_at: Millis,
+    /// Entry into the current queue.
+    pub queue_entered_at: Millis,
+    /// What it needs now (after any relaxation).
+    pub requirement: Requirement,
+    /// 1-based position in its line while waiting.
+    pub position: Option<usize>,
+    /// Estimated wait while waiting.
+    pub estimated_wait: Option<Millis>,
+    /// First-response deadline.
+    pub first_response_due: Millis,
+    /// Whether the first response has been given.
+    pub responded: bool,
+    /// Resolution deadline, if the policy has one.
+    pub resolution_due: Option<Millis>,
+    /// Agent it is held for, and until when.
+    pub preferred_agent: Option<(AgentId, Millis)>,
+    /// Agents that refused it.
+    pub excluded_agents: Vec<AgentId>,
+}
+
+/// Where a contact stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactStatus {
+    /// In line.
+    Waiting,
+    /// Offered to an agent.
+    Offered,
+    /// Accepted by an agent.
+    Assigned,
+}
+
+/// What an agent is doing, derived from presence and load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentActivity {
+    /// Logged out.
+    Offline,
+    /// Not taking offers.
+    Away(String),
+    /// Available with nothing on hand.
+    Idle,
+    /// Holding offers or assigned contacts.
+    Busy,
+    /// Only after-contact work on hand.
+    WrapUp,
+}
+
+/// An agent as seen from outside the router.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentView {
+    /// The agent.
+    pub id: AgentId,
+    /// What it said about itself.
+    pub presence: Presence,
+    /// What it is doing.
+    pub activity: AgentActivity,
+    /// Its profile.
+    pub profile: AgentProfile,
+    /// Slots used per channel.
+    pub load: [u8; 6],
+    /// Outstanding offers.
+    pub offers: Vec<ContactId>,
+    /// Assigned contacts.
+    pub assigned: Vec<ContactId>,
+    /// Contacts in wrap-up.
+    pub wrap_ups: Vec<ContactId>,
+    /// Consecutive expired offers.
+    pub missed_in_row: u32,
+}
+
+impl Router {
+    /// A router with no agents and no contacts.
+    pub fn new(plan: RoutingPlan) -> Self {
+        let queues = plan.queues.len();
+        let skills = plan.skills.len();
+        Router {
+            plan,
+            now: 0,
+            contacts: FxHashMap::default(),
+            agents: Vec::new(),
+            agent_index: FxHashMap::default(),
+            classes: Vec::new(),
+            class_index: FxHashMap::default(),
+            skill_agents: vec![Vec::new(); skills],
+            timers: BinaryHeap::new(),
+            counters: vec![QueueCounters::default(); queues],
+            dirty_lines: Vec::new(),
+            position_tick_at: None,
+            actions: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Applies an event at time `now` (timers due by then fire first). On error nothing changed
+    /// because of the event.
+    pub fn handle(&mut self, now: Millis, event: Event) -> Result<(), RouterError> {
+        self.advance(now);
+        match event {
+            Event::ContactQueued(contact) => self.contact_queued(contact),
+            Event::ContactWithdrawn { contact, reason } => self.contact_withdrawn(contact, reason),
+            Event::ContactTransferred { contact, to } => self.contact_transferred(contact, to),
+            Event::ContactResponded { contact } => {
+                let c = self.contact_mut(contact)?;
+                c.sla.responded = true;
+                Ok(())
+            }
+            Event::ContactCompleted { contact } => self.contact_completed(contact),
+            Event::AgentOnline { profile, presence } => self.agent_online(profile, presence),
+            Event::AgentOffline { agent } => {
+                let a = self.agent_idx(&agent)?;
+                self.set_presence(a, Presence::Offline);
+                Ok(())
+            }
+            Event::AgentPresence { agent, presence } => {
+                let a = self.agent_idx(&agent)?;
+                self.set_presence(a, presence);
+                Ok(())
+            }
+            Event::AgentProfileChanged { profile } => {
+                self.check_profile(&profile)?;
+                let a = self.agent_idx(&profile.id)?;
+                self.set_profile(a, profile);
+                self.fill(a);
+                Ok(())
+            }
+            Event::OfferAccepted { contact, agent } => self.offer_accepted(contact, agent),
+            Event::OfferRejected { contact, agent } => self.offer_rejected(contact, agent),
+            Event::WrapUpDone { agent, contact } => self.wrap_up_done(agent, contact),
+            Event::Tick => Ok(()),
+        }
+    }
+
+    /// Fires every timer due by `now`.
+    pub fn tick(&mut self, now: Millis) {
+        self.advance(now);
+    }
+
+    /// The earliest time at which [`Router::tick`] has something to do. May be early (a timer
+    /// that turns out to be stale), never late.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.timers.peek().map(|Reverse(t)| t.at)
+    }
+
+    /// Actions produced since the last drain, in the order they happened.
+    pub fn drain_actions(&mut self) -> std::vec::Drain<'_, Action> {
+        self.actions.drain(..)
+    }
+
+    /// The router's clock: the latest `now` it has been given.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// The routing plan in force.
+    pub fn plan(&self) -> &RoutingPlan {
+        &self.plan
+    }
+
+    // ----- contacts -------------------------------------------------------------------------
+
+    fn contact_queued(&mut self, nc: NewContact) -> Result<(), RouterError> {
+        if usize::from(nc.queue.0) >= self.plan.queues.len() {
+            return Err(RouterError::UnknownQueue(nc.queue));
+        }
+        if self.contacts.contains_key(&nc.id) {
+            return Err(RouterError::DuplicateContact(nc.id));
+        }
+        for req in &nc.skills {
+            self.check_skill(req.skill, req.min_level)?;
+        }
+        let queue = self.plan.queue(nc.queue);
+        let requirement = Requirement::new(queue.skills.iter().chain(&nc.skills).copied());
+        let priority = nc.priority.raised_by(queue.priority);
+        let sla = SlaClock::new(nc.queue, &queue.sla, nc.arrived_at);
+        let preferred_timeout = queue.preferred_agent_timeout;
+        let entered = nc.arrived_at.min(self.now);
+        let class = self.class_for(nc.queue, nc.channel, requirement);
+        let preferred = nc
+            .preferred_agent
+            .map(|name| (self.agent_slot(&name), self.now + preferred_timeout));
+        let id = nc.id;
+        let contact = Contact {
+            id,
+            channel: nc.channel,
+            queue: nc.queue,
+            class,
+            own_skills: nc.skills.into_boxed_slice(),
+            base_priority: nc.priority,
+            boost: 0,
+            priority,
+            arrived_at: nc.arrived_at,
+            queue_entered_at: entered,
+            whereabouts: Whereabouts::Detached,
+            announce_position: nc.announce_position,
+            preferred,
+            excluded: Vec::new(),
+            next_step: 0,
+            next_step_at: None,
+            step_pending: None,
+            sla,
+            answered: false,
+            last_announced: None,
+        };
+        self.schedule_sla(&contact.sla, id);
+        if let Some((_, until)) = preferred {
+            self.schedule(until, Due::PreferredTimeout(id));
+        }
+        self.contacts.insert(id, contact);
+        self.schedule_next_step(id);
+        self.counters[usize::from(nc.queue.0)].arrived += 1;
+        self.place(id);
+        Ok(())
+    }
+
+    fn contact_withdrawn(
+        &mut self,
+        id: ContactId,
+        reason: WithdrawReason,
+    ) -> Result<(), RouterError> {
+        self.contact_mut(id)?;
+        let freed = self.detach(id, RevokeReason::ContactLeft, true);
+        let c = self.contacts.remove(&id).expect("checked above");
+        let q = self.plan.queue(c.queue);
+        let counters = &mut self.counters[usize::from(c.queue.0)];
+        let outcome = match reason {
+            WithdrawReason::Abandoned => Outcome::Abandoned,
+            WithdrawReason::Cancelled => Outcome::Cancelled,
+        };
+        if !c.answered && reason == WithdrawReason::Abandoned {
+            counters.abandoned += 1;
+            if self.now.saturating_sub(c.queue_entered_at) < q.short_abandon {
+                counters.abandoned_short += 1;
+            }
+        }
+        self.actions.push(Action::ContactLeft {
+            contact: id,
+            queue: c.queue,
+            outcome,
+        });
+        if let Some(a) = freed {
+            self.fill(a);
+        }
+        Ok(())
+    }
+
+    fn contact_completed(&mut self, id: ContactId) -> Result<(), RouterError> {
+        let c = self.contact_mut(id)?;
+        let Whereabouts::Assigned { .. } = c.whereabouts else {
+            return Err(RouterError::NotAssigned(id));
+        };
+        let freed = self.detach(id, RevokeReason::ContactLeft, true);
+        let c = self.contacts.remove(&id).expect("checked above");
+        self.counters[usize::from(c.queue.0)].completed += 1;
+        self.actions.push(Action::ContactLeft {
+            contact: id,
+            queue: c.queue,
+            outcome: Outcome::Completed,
+        });
+        if let Some(a) = freed {
+            self.fill(a);
+        }
+        Ok(())
+    }
+
+    fn contact_transferred(
+        &mut self,
+        id: ContactId,
+        to: TransferTarget,
+    ) -> Result<(), RouterError> {
+        self.contact_mut(id)?;
+        if let TransferTarget::Queue(q) = to
+            && usize::from(q.0) >= self.plan.queues.len()
+        {
+            return Err(RouterError::UnknownQueue(q));
+        }
+        let freed = self.detach(id, RevokeReason::Transferred, true);
+        let from = self.contacts[&id].queue;
+        self.counters[usize::from(from.0)].transferred_out += 1;
+        match &to {
+            TransferTarget::Queue(q) => {
+                self.move_to_queue(id, *q);
+                self.counters[usize::from(q.0)].entered_from_elsewhere += 1;
+                let c = self.contacts.get_mut(&id).expect("checked above");
+                c.preferred = None;
+            }
+            TransferTarget::Agent(name) => {
+                let a = self.agent_slot(name);
+                let timeout = self.plan.queue(from).preferred_agent_timeout;
+                let until = self.now + timeout;
+                let c = self.contacts.get_mut(&id).expect("checked above");
+                c.preferred = Some((a, until));
+                // An explicit transfer overrides an earlier refusal.
+                remove_item(&mut c.excluded, &a);
+                self.schedule(until, Due::PreferredTimeout(id));
+            }
+        }
+        self.actions.push(Action::Transferred {
+            contact: id,
+            from,
+            to,
+        });
+        self.place(id);
+        if let Some(a) = freed {
+            self.fill(a);
+        }
+        Ok(())
+    }
+
+    /// Takes a contact out of wherever it is, leaving it `Detached`. An outstanding offer is
+    /// revoked with `reason`; an assigned contact's slot goes to wrap-up when `wrap_up` is set.
+    /// Returns the agent whose slot was freed, which the caller must `fill` once the contact is
+    /// settled.
+    fn detach(&mut self, id: ContactId, reason: RevokeReason, wrap_up: bool) -> Option<AgentIdx> {
+        let c = self
+            .contacts
+            .get_mut(&id)
+            .expect("caller checked the contact exists");
+        let was = std::mem::replace(&mut c.whereabouts, Whereabouts::Detached);
+        let (channel, queue) = (c.channel, c.queue);
+        match was {
+            Whereabouts::Detached => None,
+            Whereabouts::Waiting { place, line } => {
+                self.line_mut(line).remove(&place);
+                self.mark_dirty(line);
+                None
+            }
+            Whereabouts::Offered { agent, .. } => {
+                let ag = &mut self.agents[agent as usize];
+                remove_item(&mut ag.offers, &id);
+                ag.free_slot(channel);
+                self.counters[usize::from(queue.0)].offers_revoked += 1;
+                self.actions.push(Action::RevokeOffer {
+                    contact: id,
+                    agent: ag.profile.id.clone(),
+                    reason,
+                });
+                Some(agent)
+            }
+            Whereabouts::Assigned { agent } => {
+                remove_item(&mut self.agents[agent as usize].assigned, &id);
+                let wrap = self.plan.queue(queue).wrap_up;
+                if wrap_up && wrap > 0 {
+                    let until = self.now + wrap;
+                    let ag = &mut self.agents[agent as usize];
+                    ag.wrap_ups.push(WrapUp {
+                        contact: id,
+                        channel,
+                        until,
+                    });
+                    self.actions.push(Action::WrapUpStarted {
+                        agent: ag.profile.id.clone(),
+                        contact: id,
+                        until,
+                    });
+                    self.schedule(until, Due::WrapUpEnd(agent, id));
+                    None
+                } else {
+                    self.agents[agent as usize].free_slot(channel);
+                    Some(agent)
+                }
+            }
+        }
+    }
+
+    /// Puts a detached contact where it belongs: offered to a ready agent, or waiting in line.
+    fn place(&mut self, id: ContactId) {
+        if let Some(forced) = self.contacts[&id].step_pending {
+            self.contacts.get_mut(&id).expect("present").step_pending = None;
+            self.apply_steps(id, forced);
+        }
+        let c = &self.contacts[&id];
+        debug_assert_eq!(c.whereabouts, Whereabouts::Detached);
+        let (class, channel) = (c.class, c.channel);
+        if let Some((a, until)) = c.preferred {
+            if until > self.now {
+                let agent = &self.agents[a as usize];
+                if !agent.known || self.qualifies(a, class) {
+                    if !c.excluded.contains(&a) && agent.can_take(channel, self.voice_blocks()) {
+                        self.offer(id, a);
+                        self.refresh_ready(a);
+                        return;
+                    }
+                    if !c.excluded.contains(&a) {
+                        self.wait_in(id, LineRef::Preferred(a));
+                        return;
+                    }
+                }
+            }
+            self.contacts.get_mut(&id).expect("present").preferred = None;
+        }
+        if let Some(a) = self.pop_ready_agent(class, id) {
+            self.offer(id, a);
+            self.refresh_ready(a);
+        } else {
+            self.wait_in(id, LineRef::Class(class));
+        }
+    }
+
+    fn wait_in(&mut self, id: ContactId, line: LineRef) {
+        let c = &self.contacts[&id];
+        let place = c.place();
+        let announce = c.announce_position;
+        let now = self.now;
+        let l = self.line_mut(line);
+        let at_back = l.insert(place);
+        let position = l.len();
+        let estimate = l.estimated_wait(position, now);
+        let c = self.contacts.get_mut(&id).expect("present");
+        c.whereabouts = Whereabouts::Waiting { place, line };
+        if at_back {
+            if announce {
+                c.last_announced = Some((position, estimate));
+                self.actions.push(Action::Position {
+                    contact: id,
+                    position,
+                    estimated_wait: estimate,
+                });
+            }
+        } else {
+            self.mark_dirty(line);
+        }
+    }
+
+    /// Pops the best ready agent of a class that has not refused the contact. Valid entries
+    /// skipped because of a refusal go back on the heap.
+    fn pop_ready_agent(&mut self, class: ClassIdx, id: ContactId) -> Option<AgentIdx> {
+        let excluded = &self.contacts[&id].excluded;
+        let heap = &mut self.classes[class as usize].ready;
+        let mut skipped = std::mem::take(&mut self.scratch);
+        let found = loop {
+            let Some(Reverse(entry)) = heap.pop() else {
+                break None;
+            };
+            if self.agents[entry.agent as usize].epoch != entry.epoch {
+                continue;
+            }
+            if excluded.contains(&entry.agent) {
+                skipped.push(entry);
+                continue;
+            }
+            break Some(entry.agent);
+        };
+        heap.extend(skipped.drain(..).map(Reverse));
+        self.scratch = skipped;
+        found
+    }
+
+    fn offer(&mut self, id: ContactId, a: AgentIdx) {
+        let c = self.contacts.get_mut(&id).expect("present");
+        let q = self.plan.queue(c.queue);
+        let expires_at = self.now + q.offer_timeout;
+        c.whereabouts = Whereabouts::Offered {
+            agent: a,
+            expires_at,
+        };
+        let agent = &mut self.agents[a as usize];
+        debug_assert!(agent.can_take(c.channel, self.plan.voice_blocks_other_channels));
+        agent.take_slot(c.channel);
+        agent.offers.push(id);
+        agent.idle_since = self.now;
+        agent.epoch = agent.epoch.wrapping_add(1);
+        self.counters[usize::from(c.queue.0)].offers += 1;
+        self.actions.push(Action::Offer {
+            contact: id,
+            agent: agent.profile.id.clone(),
+            queue: c.queue,
+            channel: c.channel,
+            priority: c.priority,
+            expires_at,
+        });
+        self.schedule(expires_at, Due::OfferExpiry(id));
+    }
+
+    fn offer_accepted(&mut self, id: ContactId, name: AgentId) -> Result<(), RouterError> {
+        let a = self.offered_to(id, &name)?;
+        let now = self.now;
+        let c = self.contacts.get_mut(&id).expect("checked by offered_to");
+        c.whereabouts = Whereabouts::Assigned { agent: a };
+        if c.channel == Channel::Voice {
+            c.sla.responded = true;
+        }
+        let first_answer = !c.answered;
+        c.answered = true;
+        let (queue, waited, in_queue) = (
+            c.queue,
+            now - c.arrived_at.min(now),
+            now - c.queue_entered_at,
+        );
+        let agent = &mut self.agents[a as usize];
+        remove_item(&mut agent.offers, &id);
+        agent.assigned.push(id);
+        agent.missed_in_row = 0;
+        if first_answer {
+            let threshold = self.plan.queue(queue).service_level_threshold;
+            let counters = &mut self.counters[usize::from(queue.0)];
+            counters.answered += 1;
+            counters.answered_wait_ms += in_queue;
+            if in_queue <= threshold {
+                counters.answered_within_threshold += 1;
+            }
+        }
+        self.actions.push(Action::Assigned {
+            contact: id,
+            agent: name,
+            queue,
+            waited,
+        });
+        Ok(())
+    }
+
+    fn offer_rejected(&mut self, id: ContactId, name: AgentId) -> Result<(), RouterError> {
+        let a = self.offered_to(id, &name)?;
+        self.refuse(id, a);
+        let queue = self.contacts[&id].queue;
+        self.counters[usize::from(queue.0)].offers_rejected += 1;
+        self.place(id);
+        self.fill(a);
+        Ok(())
+    }
+
+    /// Takes an offer back from an agent that refused it (reject or expiry) and excludes the
+    /// agent for this contact. Leaves the contact detached.
+    fn refuse(&mut self, id: ContactId, a: AgentIdx) {
+        let c = self.contacts.get_mut(&id).expect("present");
+        c.whereabouts = Whereabouts::Detached;
+        c.excluded.push(a);
+        let channel = c.channel;
+        let agent = &mut self.agents[a as usize];
+        remove_item(&mut agent.offers, &id);
+        agent.free_slot(channel);
+    }
+
+    fn offered_to(&self, id: ContactId, name: &AgentId) -> Result<AgentIdx, RouterError> {
+        let c = self
+            .contacts
+            .get(&id)
+            .ok_or(RouterError::UnknownContact(id))?;
+        let a = self.agent_idx(name)?;
+        match c.whereabouts {
+            Whereabouts::Offered { agent, .. } if agent == a => Ok(a),
+            _ => Err(RouterError::NotOffered {
+                contact: id,
+                agent: name.clone(),
+            }),
+        }
+    }
+
+    /// Moves a detached contact into another queue: that queue's requirement plus the contact's
+    /// own skills, its escalation steps from the start, its priority; the contact keeps its age.
+    fn move_to_queue(&mut self, id: ContactId, queue: QueueId) {
+        let plan = self.plan.queue(queue);
+        let c = &self.contacts[&id];
+        let requirement = Requirement::new(plan.skills.iter().chain(c.own_skills.iter()).copied());
+        let channel = c.channel;
+        let queue_priority = plan.priority;
+        let class = self.class_for(queue, channel, requirement);
+        let now = self.now;
+        let c = self.contacts.get_mut(&id).expect("present");
+        c.queue = queue;
+        c.class = class;
+        c.queue_entered_at = now;
+        c.priority = c.base_priority.raised_by(queue_priority).raised_by(c.boost);
+        c.next_step = 0;
+        c.next_step_at = None;
+        self.schedule_next_step(id);
+    }
+
+    // ----- escalation and SLA ---------------------------------------------------------------
+
+    fn schedule_next_step(&mut self, id: ContactId) {
+        let c = &self.contacts[&id];
+        let steps = &self.plan.queue(c.queue).escalation;
+        if let Some(step) = steps.get(c.next_step) {
+            let at = c.queue_entered_at + step.after;
+            self.contacts.get_mut(&id).expect("present").next_step_at = Some(at);
+            self.schedule(at, Due::Escalation(id));
+        }
+    }
+
+    /// Applies every escalation step that is due (and one more if `forced`) to a detached
+    /// contact.
+    fn apply_steps(&mut self, id: ContactId, mut forced: bool) {
+        loop {
+            let c = &self.contacts[&id];
+            let queue = c.queue;
+            let steps = &self.plan.queue(queue).escalation;
+            let Some(step) = steps.get(c.next_step) else {
+                return;
+            };
+            if !(forced || c.queue_entered_at + step.after <= self.now) {
+                return;
+            }
+            forced = false;
+            let step_index = c.next_step;
+            let step = step.clone();
+            let mut requirement = self.classes[c.class as usize].requirement.clone();
+            for &(skill, level) in &step.relax {
+                requirement.relax(skill, level);
+            }
+            if step.drop_optional {
+                requirement.drop_optional();
+            }
+            let channel = c.channel;
+            let c = self.contacts.get_mut(&id).expect("present");
+            c.boost = c.boost.saturating_add(step.raise_priority);
+            c.next_step += 1;
+            c.next_step_at = None;
+            self.counters[usize::from(queue.0)].escalations += 1;
+            if let Some(target) = step.overflow_to {
+                self.counters[usize::from(queue.0)].overflowed_out += 1;
+                self.counters[usize::from(target.0)].entered_from_elsewhere += 1;
+                self.move_to_queue(id, target);
+            } else {
+                let class = self.class_for(queue, channel, requirement);
+                let queue_priority = self.plan.queue(queue).priority;
+                let c = self.contacts.get_mut(&id).expect("present");
+                c.class = class;
+                c.priority = c.base_priority.raised_by(queue_priority).raised_by(c.boost);
+                self.schedule_next_step(id);
+            }
+            let c = &self.contacts[&id];
+            self.actions.push(Action::Escalated {
+                contact: id,
+                queue: c.queue,
+                step: step_index,
+                overflowed_from: step.overflow_to.map(|_| queue),
+            });
+        }
+    }
+
+    /// Applies due steps (or a forced one) to a contact wherever it is: waiting contacts move
+    /// at once, offered ones when the offer resolves, assigned ones are past escalation.
+    fn escalate(&mut self, id: ContactId, forced: bool) {
+        let c = self.contacts.get_mut(&id).expect("present");
+        match c.whereabouts {
+            Whereabouts::Waiting { .. } => {
+                self.detach(id, RevokeReason::ContactLeft, false);
+                self.apply_steps(id, forced);
+                self.place(id);
+            }
+            Whereabouts::Offered { .. } => {
+                c.step_pending = Some(c.step_pending.unwrap_or(false) || forced);
+            }
+            Whereabouts::Assigned { .. } | Whereabouts::Detached => {}
+        }
+    }
+
+    fn schedule_sla(&mut self, sla: &SlaClock, id: ContactId) {
+        self.schedule(
+            sla.first_response_warn,
+            Due::SlaWarning(id, SlaKind::FirstResponse),
+        );
+        self.schedule(
+            sla.first_response_due,
+            Due::SlaBreach(id, SlaKind::FirstResponse),
+        );
+        if let (Some(warn), Some(due)) = (sla.resolution_warn, sla.resolution_due) {
+            self.schedule(warn, Due::SlaWarning(id, SlaKind::Resolution));
+            self.schedule(due, Due::SlaBreach(id, SlaKind::Resolution));
+        }
+    }
+
+    fn sla_warning(&mut self, id: ContactId, kind: SlaKind) {
+        let Some(c) = self.contacts.get_mut(&id) else {
+            return;
+        };
+        let s = &mut c.sla;
+        let deadline = match kind {
+            SlaKind::FirstResponse if !s.responded && !s.first_response_warned => {
+                s.first_response_warned = true;
+                s.first_response_due
+            }
+            SlaKind::Resolution if !s.resolution_warned => {
+                s.resolution_warned = true;
+                s.resolution_due
+                    .expect("scheduled only with a resolution deadline")
+            }
+            _ => return,
+        };
+        self.counters[usize::from(c.queue.0)].sla_warnings += 1;
+        self.actions.push(Action::SlaWarning {
+            contact: id,
+            kind,
+            deadline,
+        });
+    }
+
+    fn sla_breach(&mut self, id: ContactId, kind: SlaKind) {
+        let Some(c) = self.contacts.get_mut(&id) else {
+            return;
+        };
+        let s = &mut c.sla;
+        let deadline = match kind {
+            SlaKind::FirstResponse if !s.responded && !s.first_response_breached => {
+                s.first_response_breached = true;
+                s.first_response_due
+            }
+            SlaKind::Resolution if !s.resolution_breached => {
+                s.resolution_breached = true;
+                s.resolution_due
+                    .expect("scheduled only with a resolution deadline")
+            }
+            _ => return,
+        };
+        let on_breach = self.plan.queue(s.policy_queue).sla.on_breach;
+        self.counters[usize::from(c.queue.0)].sla_breaches += 1;
+        self.actions.push(Action::SlaBreach {
+            contact: id,
+            kind,
+            deadline,
+            notify: on_breach.notify,
+        });
+        if on_breach.raise_priority != 0 {
+            let queue_priority = self.plan.queue(c.queue).priority;
+            c.boost = c.boost.saturating_add(on_breach.raise_priority);
+            c.priority = c.base_priority.raised_by(queue_priority).raised_by(c.boost);
+            if let Whereabouts::Waiting { .. } = c.whereabouts {
+                // Re-placing at the new priority; no agent can be ready for it (fixed point),
+                // so this only moves it up its line.
+                self.detach(id, RevokeReason::ContactLeft, false);
+                self.place(id);
+            }
+        }
+        if on_breach.escalate {
+            self.escalate(id, true);
+        }
+    }
+
+    // ----- agents ---------------------------------------------------------------------------
+
+    fn agent_online(
+        &mut self,
+        profile: AgentProfile,
+        presence: Presence,
+    ) -> Result<(), RouterError> {
+        self.check_profile(&profile)?;
+        let a = self.agent_slot(&profile.id);
+        self.agents[a as usize].known = true;
+        self.set_profile(a, profile);
+        self.set_presence(a, presence);
+        Ok(())
+    }
+
+    fn check_profile(&self, profile: &AgentProfile) -> Result<(), RouterError> {
+        for (skill, level) in profile.skills.iter() {
+            self.check_skill(skill, level)?;
+        }
+        for q in &profile.queues {
+            if usize::from(q.0) >= self.plan.queues.len() {
+                return Err(RouterError::UnknownQueue(*q));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_skill(&self, skill: SkillId, level: u8) -> Result<(), RouterError> {
+        if usize::from(skill.0) >= self.plan.skills.len() {
+            return Err(RouterError::UnknownSkill(skill));
+        }
+        if !SKILL_LEVELS.contains(&level) {
+            return Err(RouterError::SkillLevelOutOfRange { skill, level });
+        }
+        Ok(())
+    }
+
+    /// The agent's slot, creating an offline placeholder for a name never seen (a contact may
+    /// prefer an agent who has not logged in yet).
+    fn agent_slot(&mut self, id: &AgentId) -> AgentIdx {
+        if let Some(&a) = self.agent_index.get(id) {
+            return a;
+        }
+        let a = self.agents.len() as AgentIdx;
+        let profile = AgentProfile {
+            id: id.clone(),
+            skills: Default::default(),
+            capacity: Capacity([0; 6]),
+            queues: Vec::new(),
+        };
+        let mut agent = Agent::new(profile, self.now);
+        agent.known = false;
+        self.agents.push(agent);
+        self.agent_index.insert(id.clone(), a);
+        a
+    }
+
+    fn agent_idx(&self, id: &AgentId) -> Result<AgentIdx, RouterError> {
+        match self.agent_index.get(id) {
+            Some(&a) if self.agents[a as usize].known => Ok(a),
+            _ => Err(RouterError::UnknownAgent(id.clone())),
+        }
+    }
+
+    /// Replaces an agent's profile and recomputes the classes it qualifies for. Offers and
+    /// assigned contacts stay; a lower capacity only stops new offers.
+    fn set_profile(&mut self, a: AgentIdx, profile: AgentProfile) {
+        let agent = &mut self.agents[a as usize];
+        for (skill, _) in agent.profile.skills.iter() {
+            remove_item(&mut self.skill_agents[usize::from(skill.0)], &a);
+        }
+        for (skill, _) in profile.skills.iter() {
+            self.skill_agents[usize::from(skill.0)].push(a);
+        }
+        agent.profile = profile;
+        for &ci in &agent.classes {
+            self.classes[ci as usize].qualified -= 1;
+        }
+        let mut classes = std::mem::take(&mut agent.classes);
+        classes.clear();
+        for ci in 0..self.classes.len() as ClassIdx {
+            if self.qualifies(a, ci) {
+                classes.push(ci);
+                self.classes[ci as usize].qualified += 1;
+            }
+        }
+        self.agents[a as usize].classes = classes;
+    }
+
+    fn set_presence(&mut self, a: AgentIdx, presence: Presence) {
+        let agent = &mut self.agents[a as usize];
+        if presence == Presence::Available && agent.presence != Presence::Available {
+            agent.idle_since = self.now;
+            agent.missed_in_row = 0;
+        }
+        agent.presence = presence.clone();
+        match presence {
+            Presence::Available => {
+                self.fill(a);
+            }
+            Presence::Away { .. } => {
+                self.revoke_offers(a);
+                self.refresh_ready(a);
+            }
+            Presence::Offline => {
+                self.revoke_offers(a);
+                self.requeue_assigned(a);
+                let agent = &mut self.agents[a as usize];
+                for w in std::mem::take(&mut agent.wrap_ups) {
+                    agent.free_slot(w.channel);
+                    self.actions.push(Action::WrapUpEnded {
+                        agent: agent.profile.id.clone(),
+                        contact: w.contact,
+                    });
+                }
+                self.refresh_ready(a);
+            }
+        }
+    }
+
+    /// Returns every outstanding offer of an agent that is no longer available to the queue.
+    fn revoke_offers(&mut self, a: AgentIdx) {
+        for id in self.agents[a as usize].offers.clone() {
+            self.detach(id, RevokeReason::AgentUnavailable, false);
+            self.place(id);
+        }
+    }
+
+    /// Returns an offline agent's assigned contacts to the queue, held for it as preferred.
+    fn requeue_assigned(&mut self, a: AgentIdx) {
+        for id in self.agents[a as usize].assigned.clone() {
+            self.detach(id, RevokeReason::AgentUnavailable, false);
+            let c = self.contacts.get_mut(&id).expect("assigned contacts exist");
+            let until = self.now + self.plan.queue(c.queue).preferred_agent_timeout;
+            c.preferred = Some((a, until));
+            self.schedule(until, Due::PreferredTimeout(id));
+            self.actions.push(Action::Requeued {
+                contact: id,
+                agent: self.agents[a as usize].profile.id.clone(),
+            });
+            self.place(id);
+        }
+    }
+
+    fn wrap_up_done(
+        &mut self,
+        name: AgentId,
+        contact: Option<ContactId>,
+    ) -> Result<(), RouterError> {
+        let a = self.agent_idx(&name)?;
+        let agent = &mut self.agents[a as usize];
+        let ended: Vec<WrapUp> = match contact {
+            Some(id) => {
+                let Some(i) = agent.wrap_ups.iter().position(|w| w.contact == id) else {
+                    return Err(RouterError::UnknownContact(id));
+                };
+                vec![agent.wrap_ups.swap_remove(i)]
+            }
+            None => std::mem::take(&mut agent.wrap_ups),
+        };
+        for w in ended {
+            agent.free_slot(w.channel);
+            self.actions.push(Action::WrapUpEnded {
+                agent: name.clone(),
+                contact: w.contact,
+            });
+        }
+        self.fill(a);
+        Ok(())
+    }
+
+    /// Offers an agent the best waiting contacts it can take until it is full or nothing is
+    /// left, then records it as ready in its classes.
+    fn fill(&mut self, a: AgentIdx) {
+        while self.agents[a as usize].can_take_any(self.voice_blocks()) {
+            let Some((place, line)) = self.best_waiting_for(a) else {
+                break;
+            };
+            let now = self.now;
+            let l = self.line_mut(line);
+            l.remove(&place);
+            l.record_departure(now);
+            self.mark_dirty(line);
+            self.contacts
+                .get_mut(&place.contact)
+                .expect("waiting contacts exist")
+                .whereabouts = Whereabouts::Detached;
+            self.offer(place.contact, a);
+        }
+        self.refresh_ready(a);
+    }
+
+    /// The best waiting contact this agent may take now: the heads of the classes it qualifies
+    /// for, and its own preferred line.
+    fn best_waiting_for(&self, a: AgentIdx) -> Option<(Place, LineRef)> {
+        let agent = &self.agents[a as usize];
+        let voice_blocks = self.voice_blocks();
+        let mut best: Option<(Place, LineRef)> = None;
+        for &ci in &agent.classes {
+            let class = &self.classes[ci as usize];
+            if !agent.can_take(class.channel, voice_blocks) {
+                continue;
+            }
+            for place in class.line.iter() {
+                if best.is_some_and(|(b, _)| b < *place) {
+                    break;
+                }
+                if place.has_exclusions && self.contacts[&place.contact].excluded.contains(&a) {
+                    continue;
+                }
+                best = Some((*place, LineRef::Class(ci)));
+                break;
+            }
+        }
+        for place in agent.preferred_line.iter() {
+            if best.is_some_and(|(b, _)| b < *place) {
+                break;
+            }
+            let c = &self.contacts[&place.contact];
+            if agent.can_take(c.channel, voice_blocks)
+                && self.qualifies(a, c.class)
+                && !c.excluded.contains(&a)
+            {
+                best = Some((*place, LineRef::Preferred(a)));
+                break;
+            }
+        }
+        best
+    }
+
+    /// Bumps the agent's epoch (making its old ready entries stale) and, if it can take more,
+    /// records it as ready in each class whose channel has a free slot.
+    fn refresh_ready(&mut self, a: AgentIdx) {
+        let voice_blocks = self.voice_blocks();
+        let Router {
+            agents,
+            classes,
+            plan,
+            ..
+        } = self;
+        let agent = &mut agents[a as usize];
+        agent.epoch = agent.epoch.wrapping_add(1);
+        if agent.presence != Presence::Available {
+            return;
+        }
+        let agent = &agents[a as usize];
+        for &ci in &agent.classes {
+            let class = &mut classes[ci as usize];
+            if !agent.can_take(class.channel, voice_blocks) {
+                continue;
+            }
+            let key = match plan.queue(class.queue).selection {
+                Selection::LongestIdle => (agent.idle_since, 0),
+                Selection::MostSkilled => (
+                    u64::MAX - u64::from(class.requirement.score(&agent.profile.skills)),
+                    agent.idle_since,
+                ),
+                Selection::LeastOccupied => (agent.occupancy_ppm(), agent.idle_since),
+            };
+            class.ready.push(Reverse(ReadyEntry {
+                key,
+                agent: a,
+                epoch: agent.epoch,
+            }));
+            if class.ready.len() > 2 * class.qualified as usize + 16 {
+                class
+                    .ready
+                    .retain(|Reverse(e)| agents[e.agent as usize].epoch == e.epoch);
+            }
+        }
+    }
+
+    fn qualifies(&self, a: AgentIdx, class: ClassIdx) -> bool {
+        let agent = &self.agents[a as usize];
+        let class = &self.classes[class as usize];
+        agent.known
+            && (agent.profile.queues.is_empty() || agent.profile.queues.contains(&class.queue))
+            && agent.profile.capacity.of(class.channel) > 0
+            && class.requirement.is_met_by(&agent.profile.skills)
+    }
+
+    /// The class for (queue, channel, requirement), created on first use together with its list
+    /// of qualified agents, found through the rarest required skill.
+    fn class_for(
+        &mut self,
+        queue: QueueId,
+        channel: Channel,
+        requirement: Requirement,
+    ) -> ClassIdx {
+        let key = (queue, channel, requirement);
+        if let Some(&ci) = self.class_index.get(&key) {
+            return ci;
+        }
+        let ci = self.classes.len() as ClassIdx;
+        let rarest = key
+            .2
+            .skills()
+            .iter()
+            .map(|r| usize::from(r.skill.0))
+            .min_by_key(|&s| self.skill_agents[s].len());
+        self.classes.push(Class {
+            queue,
+            channel,
+            requirement: key.2.clone(),
+            line: Line::default(),
+            ready: BinaryHeap::new(),
+            qualified: 0,
+        });
+        self.class_index.insert(key, ci);
+        let candidates: Vec<AgentIdx> = match rarest {
+            Some(s) => self.skill_agents[s].clone(),
+            None => (0..self.agents.len() as AgentIdx).collect(),
+        };
+        for a in candidates {
+            if self.qualifies(a, ci) {
+                self.agents[a as usize].classes.push(ci);
+                self.classes[ci as usize].qualified += 1;
+            }
+        }
+        // Newly qualified agents that are ready get entries; their epoch does not change, so
+        // their entries elsewhere stay valid.
+        let voice_blocks = self.voice_blocks();
+        for a in 0..self.agents.len() as AgentIdx {
+            let agent = &self.agents[a as usize];
+            if agent.classes.last() == Some(&ci) && agent.can_take(channel, voice_blocks) {
+                let key = match self.plan.queue(queue).selection {
+                    Selection::LongestIdle => (agent.idle_since, 0),
+                    Selection::MostSkilled => (
+                        u64::MAX
+                            - u64::from(
+                                self.classes[ci as usize]
+                                    .requirement
+                                    .score(&agent.profile.skills),
+                            ),
+                        agent.idle_since,
+                    ),
+                    Selection::LeastOccupied => (agent.occupancy_ppm(), agent.idle_since),
+                };
+                let entry = ReadyEntry {
+                    key,
+                    agent: a,
+                    epoch: agent.epoch,
+                };
+                self.classes[ci as usize].ready.push(Reverse(entry));
+            }
+        }
+        ci
+    }
+
+    fn voice_blocks(&self) -> bool {
+        self.plan.voice_blocks_other_channels
+    }
+
+    // ----- timers ---------------------------------------------------------------------------
+
+    fn schedule(&mut self, at: Millis, due: Due) {
+        self.timers.push(Reverse(Timer { at, due }));
+    }
+
+    fn advance(&mut self, now: Millis) {
+        let now = now.max(self.now);
+        while let Some(&Reverse(timer)) = self.timers.peek() {
+            if timer.at > now {
+                break;
+            }
+            self.timers.pop();
+            self.now = self.now.max(timer.at);
+            self.fire(timer);
+        }
+        self.now = now;
+        if self.timers.len() > 4 * (self.contacts.len() + self.agents.len()) + 1024 {
+            let live: Vec<Reverse<Timer>> = self
+                .timers
+                .iter()
+                .filter(|Reverse(t)| self.timer_is_live(t))
+                .copied()
+                .collect();
+            self.timers = BinaryHeap::from(live);
+        }
+    }
+
+    fn timer_is_live(&self, t: &Timer) -> bool {
+        let contact = |id: &ContactId| self.contacts.get(id);
+        match t.due {
+            Due::OfferExpiry(id) => contact(&id).is_some_and(|c| {
+                matches!(c.whereabouts, Whereabouts::Offered { expires_at, .. } if expires_at == t.at)
+            }),
+            Due::Escalation(id) => contact(&id).is_some_and(|c| c.next_step_at == Some(t.at)),
+            Due::SlaWarning(id, _) | Due::SlaBreach(id, _) => contact(&id).is_some(),
+            Due::PreferredTimeout(id) => {
+                contact(&id).is_some_and(|c| c.preferred.is_some_and(|(_, until)| until == t.at))
+            }
+            Due::WrapUpEnd(a, id) => self.agents[a as usize]
+                .wrap_ups
+                .iter()
+                .any(|w| w.contact == id && w.until == t.at),
+            Due::PositionTick => self.position_tick_at == Some(t.at),
+        }
+    }
+
+    fn fire(&mut self, t: Timer) {
+        if !self.timer_is_live(&t) {
+            return;
+        }
+        match t.due {
+            Due::OfferExpiry(id) => self.offer_expired(id),
+            Due::Escalation(id) => {
+                self.contacts.get_mut(&id).expect("live").next_step_at = None;
+                self.escalate(id, false);
+            }
+            Due::SlaWarning(id, kind) => self.sla_warning(id, kind),
+            Due::SlaBreach(id, kind) => self.sla_breach(id, kind),
+            Due::PreferredTimeout(id) => {
+                let c = self.contacts.get_mut(&id).expect("live");
+                c.preferred = None;
+                if let Whereabouts::Waiting {
+                    line: LineRef::Preferred(_),
+                    ..
+                } = c.whereabouts
+                {
+                    self.detach(id, RevokeReason::ContactLeft, false);
+                    self.place(id);
+                }
+            }
+            Due::WrapUpEnd(a, id) => {
+                let agent = &mut self.agents[a as usize];
+                if let Some(i) = agent.wrap_ups.iter().position(|w| w.contact == id) {
+                    let w = agent.wrap_ups.swap_remove(i);
+                    agent.free_slot(w.channel);
+                    self.actions.push(Action::WrapUpEnded {
+                        agent: agent.profile.id.clone(),
+                        contact: id,
+                    });
+                    self.fill(a);
+                }
+            }
+            Due::PositionTick => {
+                self.position_tick_at = None;
+                self.announce_positions();
+            }
+        }
+    }
+
+    fn offer_expired(&mut self, id: ContactId) {
+        let Whereabouts::Offered { agent: a, .. } = self.contacts[&id].whereabouts else {
+            return;
+        };
+        self.refuse(id, a);
+        let queue = self.contacts[&id].queue;
+        self.counters[usize::from(queue.0)].offers_expired += 1;
+        let agent = &mut self.agents[a as usize];
+        agent.missed_in_row += 1;
+        self.actions.push(Action::RevokeOffer {
+            contact: id,
+            agent: agent.profile.id.clone(),
+            reason: RevokeReason::Expired,
+        });
+        let pause = agent.missed_in_row >= self.plan.max_missed_offers
+            && agent.presence == Presence::Available;
+        self.place(id);
+        if pause {
+            let reason = "missed offers".to_string();
+            self.actions.push(Action::AgentAutoPaused {
+                agent: self.agents[a as usize].profile.id.clone(),
+                reason: reason.clone(),
+            });
+            self.set_presence(a, Presence::Away { reason });
+        } else {
+            self.fill(a);
+        }
+    }
+
+    // ----- positions ------------------------------------------------------------------------
+
+    fn line_mut(&mut self, line: LineRef) -> &mut Line {
+        match line {
+            LineRef::Class(ci) => &mut self.classes[ci as usize].line,
+            LineRef::Preferred(a) => &mut self.agents[a as usize].preferred_line,
+        }
+    }
+
+    fn line(&self, line: LineRef) -> &Line {
+        match line {
+            LineRef::Class(ci) => &self.classes[ci as usize].line,
+            LineRef::Preferred(a) => &self.agents[a as usize].preferred_line,
+        }
+    }
+
+    /// Notes that positions in a line changed; the next position tick tells the customers.
+    fn mark_dirty(&mut self, line: LineRef) {
+        let interval = self.plan.position_update_interval;
+        let l = self.line_mut(line);
+        if l.dirty || l.len() == 0 {
+            return;
+        }
+        l.dirty = true;
+        self.dirty_lines.push(line);
+        if self.position_tick_at.is_none() {
+            let at = self.now + interval;
+            self.position_tick_at = Some(at);
+            self.schedule(at, Due::PositionTick);
+        }
+    }
+
+    fn announce_positions(&mut self) {
+        let now = self.now;
+        for line in std::mem::take(&mut self.dirty_lines) {
+            let Router {
+                classes,
+                agents,
+                contacts,
+                actions,
+                ..
+            } = self;
+            let l = match line {
+                LineRef::Class(ci) => &mut classes[ci as usize].line,
+                LineRef::Preferred(a) => &mut agents[a as usize].preferred_line,
+            };
+            l.dirty = false;
+            for (i, place) in l.iter().enumerate() {
+                let c = contacts
+                    .get_mut(&place.contact)
+                    .expect("waiting contacts exist");
+                if !c.announce_position {
+                    continue;
+                }
+                let now_standing = (i + 1, l.estimated_wait(i + 1, now));
+                if c.last_announced != Some(now_standing) {
+                    c.last_announced = Some(now_standing);
+                    actions.push(Action::Position {
+                        contact: place.contact,
+                        position: now_standing.0,
+                        estimated_wait: now_standing.1,
+                    });
+                }
+            }
+        }
+    }
+
+    // ----- queries --------------------------------------------------------------------------
+
+    fn contact_mut(&mut self, id: ContactId) -> Result<&mut Contact, RouterError> {
+        self.contacts
+            .get_mut(&id)
+            .ok_or(RouterError::UnknownContact(id))
+    }
+
+    /// A contact still in the router (waiting, offered or assigned).
+    pub fn contact(&self, id: ContactId) -> Option<ContactView> {
+        let c = self.contacts.get(&id)?;
+        let name = |a: AgentIdx| self.agents[a as usize].profile.id.clone();
+        let (status, agent, position, estimated_wait) = match c.whereabouts {
+            Whereabouts::Waiting { line, .. } => {
+                let l = self.line(line);
+                let position = l.position_of(id);
+                let wait = position.and_then(|p| l.estimated_wait(p, self.now));
+                (ContactStatus::Waiting, None, position, wait)
+            }
+            Whereabouts::Offered { agent, .. } => {
+                (ContactStatus::Offered, Some(name(agent)), None, None)
+            }
+            Whereabouts::Assigned { agent } => {
+                (ContactStatus::Assigned, Some(name(agent)), None, None)
+            }
+            Whereabouts::Detached => unreachable!("contacts are never detached between events"),
+        };
+        Some(ContactView {
+            id,
+            queue: c.queue,
+            channel: c.channel,
+            status,
+            agent,
+            priority: c.priority,
+            arrived_at: c.arrived_at,
+            queue_entered_at: c.queue_entered_at,
+            requirement: self.classes[c.class as usize].requirement.clone(),
+            position,
+            estimated_wait,
+            first_response_due: c.sla.first_response_due,
+            responded: c.sla.responded,
+            resolution_due: c.sla.resolution_due,
+            preferred_agent: c.preferred.map(|(a, until)| (name(a), until)),
+            excluded_agents: c.excluded.iter().map(|&a| name(a)).collect(),
+        })
+    }
+
+    /// Ids of every contact in the router, in no particular order.
+    pub fn contact_ids(&self) -> impl Iterator<Item = ContactId> + '_ {
+        self.contacts.keys().copied()
+    }
+
+    /// Number of contacts in the router (waiting, offered or assigned).
+    pub fn contact_count(&self) -> usize {
+        self.contacts.len()
+    }
+
+    /// An agent the router has seen log in.
+    pub fn agent(&self, id: &AgentId) -> Option<AgentView> {
+        let a = self.agent_idx(id).ok()?;
+        let agent = &self.agents[a as usize];
+        let activity = match &agent.presence {
+            Presence::Offline => AgentActivity::Offline,
+            Presence::Away { reason } => AgentActivity::Away(reason.clone()),
+            Presence::Available if !agent.offers.is_empty() || !agent.assigned.is_empty() => {
+                AgentActivity::Busy
+            }
+            Presence::Available if !agent.wrap_ups.is_empty() => AgentActivity::WrapUp,
+            Presence::Available => AgentActivity::Idle,
+        };
+        Some(AgentView {
+            id: id.clone(),
+            presence: agent.presence.clone(),
+            activity,
+            profile: agent.profile.clone(),
+            load: agent.load,
+            offers: agent.offers.clone(),
+            assigned: agent.assigned.clone(),
+            wrap_ups: agent.wrap_ups.iter().map(|w| w.contact).collect(),
+            missed_in_row: agent.missed_in_row,
+        })
+    }
+
+    /// Every agent the router has seen log in.
+    pub fn agent_ids(&self) -> impl Iterator<Item = &AgentId> + '_ {
+        self.agents
+            .iter()
+            .filter(|a| a.known)
+            .map(|a| &a.profile.id)
+    }
+
+    /// A queue's counters and what is waiting in it now. Walks the queue's lines: meant for
+    /// metrics scrapes and dashboards, not for every event.
+    pub fn queue(&self, queue: QueueId) -> QueueSnapshot {
+        let mut waiting = 0;
+        let mut oldest: Option<Millis> = None;
+        let mut ready = Vec::new();
+        for class in self.classes.iter().filter(|c| c.queue == queue) {
+            waiting += class.line.len();
+            if let Some(t) = class.line.iter().map(|p| p.arrived_at).min() {
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            }
+            for Reverse(e) in class.ready.iter() {
+                if self.agents[e.agent as usize].epoch == e.epoch {
+                    ready.push(e.agent);
+                }
+            }
+        }
+        ready.sort_unstable();
+        ready.dedup();
+        let offered = self
+            .contacts
+            .values()
+            .filter(|c| c.queue == queue && matches!(c.whereabouts, Whereabouts::Offered { .. }))
+            .count();
+        QueueSnapshot {
+            counters: self.counters[usize::from(queue.0)],
+            waiting,
+            offered,
+            oldest_arrival: oldest,
+            agents_ready: ready.len(),
+        }
+    }
+
+    /// Rough heap bytes held by the router's routing state, for the memory figures in
+    /// docs/performance.md (the benchmark measures the real allocation; this is a cross-check).
+    pub fn approx_waiting_bytes(&self) -> usize {
+        let per_contact = std::mem::size_of::<Contact>() + std::mem::size_of::<ContactId>() + 1;
+        self.contacts.capacity() * per_contact
+            + self
+                .classes
+                .iter()
+                .map(|c| c.line.approx_bytes())
+                .sum::<usize>()
+            + self.timers.capacity() * std::mem::size_of::<Reverse<Timer>>()
+    }
+
+    /// Checks the router's internal bookkeeping: every contact is in exactly one place, agents'
+    /// loads match what they hold, offered and assigned contacts meet their requirement. For
+    /// tests; returns the first inconsistency found.
+    pub fn audit(&self) -> Result<(), String> {
+        let mut in_lines = std::collections::HashSet::new();
+        let lines = self
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (LineRef::Class(i as ClassIdx), &c.line))
+            .chain(
+                self.agents
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (LineRef::Preferred(i as AgentIdx), &a.preferred_line)),
+            );
+        for (line_ref, line) in lines {
+            for place in line.iter() {
+                if !in_lines.insert(place.contact) {
+                    return Err(format!("contact {} stands in two lines", place.contact));
+                }
+                let c = self
+                    .contacts
+                    .get(&place.contact)
+                    .ok_or_else(|| format!("line holds departed contact {}", place.contact))?;
+                if c.whereabouts
+                    != (Whereabouts::Waiting {
+                        place: *place,
+                        line: line_ref,
+                    })
+                {
+                    return Err(format!(
+                        "contact {} in a line but {:?}",
+                        c.id, c.whereabouts
+                    ));
+                }
+            }
+        }
+        let mut load = vec![[0u8; 6]; self.agents.len()];
+        for c in self.contacts.values() {
+            match c.whereabouts {
+                Whereabouts::Detached => return Err(format!("contact {} detached", c.id)),
+                Whereabouts::Waiting { .. } => {
+                    if !in_lines.contains(&c.id) {
+                        return Err(format!("contact {} waiting in no line", c.id));
+                    }
+                }
+                Whereabouts::Offered { agent, .. } | Whereabouts::Assigned { agent } => {
+                    let ag = &self.agents[agent as usize];
+                    let list = if matches!(c.whereabouts, Whereabouts::Offered { .. }) {
+                        &ag.offers
+                    } else {
+                        &ag.assigned
+                    };
+                    if list.iter().filter(|&&x| x == c.id).count() != 1 {
+                        return Err(format!(
+                            "contact {} not held exactly once by {}",
+                            c.id, ag.profile.id
+                        ));
+                    }
+                    load[agent as usize][c.channel.index()] += 1;
+                    if matches!(c.whereabouts, Whereabouts::Offered { .. })
+                        && !self.classes[c.class as usize]
+                            .requirement
+                            .is_met_by(&ag.profile.skills)
+                    {
+                        return Err(format!(
+                            "contact {} offered to unqualified {}",
+                            c.id, ag.profile.id
+                        ));
+                    }
+                }
+            }
+        }
+        for (i, agent) in self.agents.iter().enumerate() {
+            for w in &agent.wrap_ups {
+                load[i][w.channel.index()] += 1;
+            }
+            if load[i] != agent.load {
+                return Err(format!(
+                    "agent {} load {:?} but holds {:?}",
+                    agent.profile.id, agent.load, load[i]
+                ));
+            }
+            for id in agent.offers.iter().chain(&agent.assigned) {
+                if !self.contacts.contains_key(id) {
+                    return Err(format!(
+                        "agent {} holds departed contact {id}",
+                        agent.profile.id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the agent could be offered this waiting contact right now: available with a
+    /// free slot, qualified, not refused, and the contact not held for someone else. Lets tests
+    /// check the fixed point from outside.
+    pub fn could_offer(&self, agent: &AgentId, contact: ContactId) -> bool {
+        let (Ok(a), Some(c)) = (self.agent_idx(agent), self.contacts.get(&contact)) else {
+            return false;
+        };
+        let Whereabouts::Waiting { line, .. } = c.whereabouts else {
+            return false;
+        };
+        let held_for_other = matches!(line, LineRef::Preferred(p) if p != a);
+        !held_for_other
+            && self.agents[a as usize].can_take(c.channel, self.voice_blocks())
+            && self.qualifies(a, c.class)
+            && !c.excluded.contains(&a)
+    }
+}
+
+/// Merges the queue's skills with the contact's own into one requirement.
+pub fn requirement_for(queue: &QueuePlan, own: &[SkillReq]) -> Requirement {
+    Requirement::new(queue.skills.iter().chain(own).copied())
+}
