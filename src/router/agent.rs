@@ -50,6 +50,10 @@ pub(crate) struct Agent {
     pub missed_in_row: u32,
     /// Contacts waiting for this agent in particular (sticky routing, transfers to an agent).
     pub preferred_line: Line,
+    /// A slot was freed and the agent has not yet picked its next contact: it must not be
+    /// found as ready by a contact being placed in the meantime, or that contact would jump
+    /// ahead of better-ranked ones the agent could serve.
+    pub awaiting_fill: bool,
     /// False for a placeholder created because a contact named an agent we have never seen.
     pub known: bool,
 }
@@ -68,6 +72,7 @@ impl Agent {
             wrap_ups: Vec::new(),
             missed_in_row: 0,
             preferred_line: Line::default(),
+            awaiting_fill: false,
             known: true,
         }
     }
@@ -93,6 +98,12 @@ impl Agent {
 
     pub fn take_slot(&mut self, channel: Channel) {
         self.load[channel.index()] = self.load[channel.index()].saturating_add(1);
+    }
+
+    /// Marks the agent as having a freed slot it has not yet used; see `awaiting_fill`.
+    pub fn await_fill(&mut self) {
+        self.awaiting_fill = true;
+        self.epoch = self.epoch.wrapping_add(1);
     }
 
     pub fn free_slot(&mut self, channel: Channel) {

@@ -765,6 +765,7 @@ impl Router {
                 let ag = &mut self.agents[agent as usize];
                 remove_item(&mut ag.offers, &id);
                 ag.free_slot(channel);
+                ag.await_fill();
                 self.counters[usize::from(queue.0)].offers_revoked += 1;
                 self.actions.push(Action::RevokeOffer {
                     contact: id,
@@ -793,6 +794,7 @@ impl Router {
                     None
                 } else {
                     self.agents[agent as usize].free_slot(channel);
+                    self.agents[agent as usize].await_fill();
                     Some(agent)
                 }
             }
@@ -812,7 +814,10 @@ impl Router {
             if until > self.now {
                 let agent = &self.agents[a as usize];
                 if !agent.known || self.qualifies(a, class) {
-                    if !c.excluded.contains(&a) && agent.can_take(channel, self.voice_blocks()) {
+                    if !c.excluded.contains(&a)
+                        && !agent.awaiting_fill
+                        && agent.can_take(channel, self.voice_blocks())
+                    {
                         self.offer(id, a);
                         self.refresh_ready(a);
                         return;
@@ -891,7 +896,16 @@ impl Router {
             expires_at,
         };
         let agent = &mut self.agents[a as usize];
-        debug_assert!(agent.can_take(c.channel, self.plan.voice_blocks_other_channels));
+        debug_assert!(
+            agent.can_take(c.channel, self.plan.voice_blocks_other_channels),
+            "offering {} to {} who cannot take {:?}: {:?} load {:?} cap {:?}",
+            id,
+            agent.profile.id,
+            c.channel,
+            agent.presence,
+            agent.load,
+            agent.profile.capacity
+        );
         agent.take_slot(c.channel);
         agent.offers.push(id);
         agent.idle_since = self.now;
@@ -1227,8 +1241,8 @@ impl Router {
         }
     }
 
-    /// Replaces an agent's profile and recomputes the classes it qualifies for. Offers and
-    /// assigned contacts stay; a lower capacity only stops new offers.
+    /// Replaces an agent's profile and recomputes the classes it qualifies for. Offers that no
+    /// longer fit are revoked; assigned contacts stay even above a lowered capacity.
     fn set_profile(&mut self, a: AgentIdx, profile: AgentProfile) {
         let agent = &mut self.agents[a as usize];
         for (skill, _) in agent.profile.skills.iter() {
@@ -1238,6 +1252,8 @@ impl Router {
             self.skill_agents[usize::from(skill.0)].push(a);
         }
         agent.profile = profile;
+        // Skills or capacity may have shrunk: no old ready entry may be trusted.
+        agent.epoch = agent.epoch.wrapping_add(1);
         for &ci in &agent.classes {
             self.classes[ci as usize].qualified -= 1;
         }
@@ -1250,6 +1266,17 @@ impl Router {
             }
         }
         self.agents[a as usize].classes = classes;
+        // Offers the agent no longer qualifies or has room for go back to the queue; assigned
+        // contacts stay.
+        for id in self.agents[a as usize].offers.clone() {
+            let c = &self.contacts[&id];
+            let agent = &self.agents[a as usize];
+            let over = agent.load[c.channel.index()] > agent.profile.capacity.of(c.channel);
+            if over || !self.qualifies(a, c.class) {
+                self.detach(id, RevokeReason::AgentUnavailable, false);
+                self.place(id);
+            }
+        }
     }
 
     fn set_presence(&mut self, a: AgentIdx, presence: Presence) {
@@ -1259,6 +1286,9 @@ impl Router {
             agent.missed_in_row = 0;
         }
         agent.presence = presence.clone();
+        // Its ready entries must not be used from here on (an away agent's offers are being
+        // returned to the queue right below).
+        agent.epoch = agent.epoch.wrapping_add(1);
         match presence {
             Presence::Available => {
                 self.fill(a);
@@ -1337,6 +1367,7 @@ impl Router {
     /// Offers an agent the best waiting contacts it can take until it is full or nothing is
     /// left, then records it as ready in its classes.
     fn fill(&mut self, a: AgentIdx) {
+        self.agents[a as usize].awaiting_fill = false;
         while self.agents[a as usize].can_take_any(self.voice_blocks()) {
             let Some((place, line)) = self.best_waiting_for(a) else {
                 break;
@@ -1405,7 +1436,7 @@ impl Router {
         } = self;
         let agent = &mut agents[a as usize];
         agent.epoch = agent.epoch.wrapping_add(1);
-        if agent.presence != Presence::Available {
+        if agent.presence != Presence::Available || agent.awaiting_fill {
             return;
         }
         let agent = &agents[a as usize];
@@ -1487,7 +1518,10 @@ impl Router {
         let voice_blocks = self.voice_blocks();
         for a in 0..self.agents.len() as AgentIdx {
             let agent = &self.agents[a as usize];
-            if agent.classes.last() == Some(&ci) && agent.can_take(channel, voice_blocks) {
+            if agent.classes.last() == Some(&ci)
+                && !agent.awaiting_fill
+                && agent.can_take(channel, voice_blocks)
+            {
                 let key = match self.plan.queue(queue).selection {
                     Selection::LongestIdle => (agent.idle_since, 0),
                     Selection::MostSkilled => (
