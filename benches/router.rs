@@ -1,1 +1,652 @@
-fn main() {}
+//! Routing decisions per second of the pure router, against a naive reference router measured in
+//! the same run, plus the router's memory per waiting contact.
+//!
+//! Run: `cargo bench --bench router` (figures and method in docs/performance.md).
+//!
+//! The contact center: 200 skills; 50 queues, queue `i` requiring skill `i` at level 3 or more;
+//! 30 % of contacts also need one of the other 150 skills (a language or product) at level 1 or
+//! more; agents have 8 random skills at random levels. Voice only, so every offer fills an agent.
+//!
+//! - `arrival`: a contact arrives while qualified agents are idle (and a backlog of `waiting`
+//!   contacts sits in classes whose agents are all busy). One decision: pick the agent.
+//! - `agent_free`: an agent completes a contact while `waiting` contacts are queued across the
+//!   classes it serves. One decision: pick the contact.
+//!
+//! Only the deciding event is timed: batches of decisions are timed together, and the untimed
+//! part of each round (accepting offers, topping the queue back up) restores the state.
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use switchboard::model::{
+    AgentId, AgentProfile, AgentSkills, Capacity, Channel, ContactId, Millis, NewContact, Priority,
+    QueueId, SkillId, SkillReq,
+};
+use switchboard::router::{Action, Event, Presence, QueuePlan, Router, RoutingPlan};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const SKILLS: u16 = 200;
+const QUEUES: u16 = 50;
+const AGENT_SKILLS: usize = 8;
+/// Decisions timed together.
+const BATCH: usize = 64;
+
+/// xorshift64*: deterministic, dependency-free randomness for building the center.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn plan() -> RoutingPlan {
+    let queues = (0..QUEUES)
+        .map(|q| {
+            let mut plan = QueuePlan::new(format!("q{q}"));
+            plan.skills = vec![SkillReq {
+                skill: SkillId(q),
+                min_level: 3,
+                optional: false,
+            }];
+            plan.offer_timeout = 3_600_000;
+            plan.sla.first_response = 30 * 86_400_000;
+            plan
+        })
+        .collect();
+    RoutingPlan::new((0..SKILLS).map(|s| format!("skill{s}")).collect(), queues)
+}
+
+/// Agent skills as (skill, level); `queues` restricts which queue skills it gets.
+fn agent_skills(rng: &mut Rng, queue_skills: std::ops::Range<u16>) -> Vec<(SkillId, u8)> {
+    let mut skills = vec![(
+        SkillId(
+            queue_skills.start + rng.below(u64::from(queue_skills.end - queue_skills.start)) as u16,
+        ),
+        5 + rng.below(6) as u8,
+    )];
+    while skills.len() < AGENT_SKILLS {
+        let s = QUEUES + rng.below(u64::from(SKILLS - QUEUES)) as u16;
+        skills.push((SkillId(s), 1 + rng.below(10) as u8));
+    }
+    skills
+}
+
+fn contact(rng: &mut Rng, id: u64, queues: std::ops::Range<u16>, now: Millis) -> NewContact {
+    let queue = queues.start + rng.below(u64::from(queues.end - queues.start)) as u16;
+    let skills = if rng.below(10) < 3 {
+        vec![SkillReq {
+            skill: SkillId(QUEUES + rng.below(u64::from(SKILLS - QUEUES)) as u16),
+            min_level: 1,
+            optional: false,
+        }]
+    } else {
+        Vec::new()
+    };
+    NewContact {
+        id: ContactId(id),
+        channel: Channel::Voice,
+        queue: QueueId(queue),
+        skills,
+        priority: Priority(rng.below(3) as i32),
+        arrived_at: now,
+        preferred_agent: None,
+        announce_position: false,
+    }
+}
+
+fn online(router: &mut Router, now: Millis, name: &AgentId, skills: Vec<(SkillId, u8)>) {
+    router
+        .handle(
+            now,
+            Event::AgentOnline {
+                profile: AgentProfile {
+                    id: name.clone(),
+                    skills: AgentSkills::new(skills),
+                    capacity: Capacity([1, 0, 0, 0, 0, 0]),
+                    queues: Vec::new(),
+                },
+                presence: Presence::Available,
+            },
+        )
+        .expect("valid agent");
+}
+
+fn offers(router: &mut Router) -> Vec<(ContactId, AgentId)> {
+    router
+        .drain_actions()
+        .filter_map(|a| match a {
+            Action::Offer { contact, agent, .. } => Some((contact, agent)),
+            _ => None,
+        })
+        .collect()
+}
+
+// ----- the naive reference ------------------------------------------------------------------
+
+/// The router a first draft would be: one list of waiting contacts, one list of agents, and a
+/// full scan of the other side for every decision. Same rules (skills, priority then age,
+/// longest idle), no indexes.
+struct NaiveRouter {
+    agents: Vec<NaiveAgent>,
+    waiting: Vec<NaiveContact>,
+}
+
+struct NaiveAgent {
+    levels: [u8; SKILLS as usize],
+    busy: bool,
+    idle_since: Millis,
+}
+
+#[derive(Clone)]
+struct NaiveContact {
+    id: u64,
+    needs: Vec<(u16, u8)>,
+    priority: i32,
+    arrived_at: Millis,
+}
+
+impl NaiveRouter {
+    fn qualifies(agent: &NaiveAgent, contact: &NaiveContact) -> bool {
+        contact
+            .needs
+            .iter()
+            .all(|&(s, l)| agent.levels[s as usize] >= l)
+    }
+
+    /// A contact arrives: scan every agent for the longest-idle qualified one.
+    fn arrive(&mut self, contact: NaiveContact, now: Millis) -> Option<usize> {
+        let best = self
+            .agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !a.busy && Self::qualifies(a, &contact))
+            .min_by_key(|(_, a)| a.idle_since)
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => {
+                self.agents[i].busy = true;
+                self.agents[i].idle_since = now;
+            }
+            None => self.waiting.push(contact),
+        }
+        best
+    }
+
+    /// An agent frees up: scan every waiting contact for the best one it qualifies for.
+    fn free(&mut self, agent: usize) -> Option<u64> {
+        let a = &self.agents[agent];
+        let best = self
+            .waiting
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| Self::qualifies(a, c))
+            .min_by_key(|(_, c)| (std::cmp::Reverse(c.priority), c.arrived_at, c.id))
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => Some(self.waiting.swap_remove(i).id),
+            None => {
+                self.agents[agent].busy = false;
+                None
+            }
+        }
+    }
+}
+
+fn naive_contact(c: &NewContact) -> NaiveContact {
+    let mut needs = vec![(c.queue.0, 3)];
+    needs.extend(c.skills.iter().map(|r| (r.skill.0, r.min_level)));
+    NaiveContact {
+        id: c.id.0,
+        needs,
+        priority: c.priority.0,
+        arrived_at: c.arrived_at,
+    }
+}
+
+fn naive_agent(skills: &[(SkillId, u8)]) -> NaiveAgent {
+    let mut levels = [0u8; SKILLS as usize];
+    for &(s, l) in skills {
+        levels[s.0 as usize] = levels[s.0 as usize].max(l);
+    }
+    NaiveAgent {
+        levels,
+        busy: false,
+        idle_since: 0,
+    }
+}
+
+// ----- scenario (a): a contact arrives while agents are idle --------------------------------
+
+/// Half the agents serve queues 0-24 and sit idle; the other half serve queues 25-49 and are
+/// away, with `waiting` contacts backed up in those queues.
+struct ArrivalCenter {
+    router: Router,
+    naive: NaiveRouter,
+    rng: Rng,
+    next_id: u64,
+}
+
+fn arrival_center(agents: usize, waiting: usize) -> ArrivalCenter {
+    let mut rng = Rng(0x5eed_0001);
+    let mut router = Router::new(plan());
+    let mut naive = NaiveRouter {
+        agents: Vec::new(),
+        waiting: Vec::new(),
+    };
+    let mut next_id = 0;
+    for i in 0..agents {
+        let idle = i % 2 == 0;
+        let skills = agent_skills(
+            &mut rng,
+            if idle {
+                0..QUEUES / 2
+            } else {
+                QUEUES / 2..QUEUES
+            },
+        );
+        let name = AgentId::new(format!("agent{i}"));
+        online(&mut router, 0, &name, skills.clone());
+        let mut na = naive_agent(&skills);
+        if !idle {
+            router
+                .handle(
+                    0,
+                    Event::AgentPresence {
+                        agent: name.clone(),
+                        presence: Presence::Away {
+                            reason: "busy".into(),
+                        },
+                    },
+                )
+                .expect("known agent");
+            na.busy = true;
+        }
+        naive.agents.push(na);
+    }
+    router.drain_actions().for_each(drop);
+    for _ in 0..waiting {
+        next_id += 1;
+        let c = contact(&mut rng, next_id, QUEUES / 2..QUEUES, 0);
+        naive.waiting.push(naive_contact(&c));
+        router
+            .handle(0, Event::ContactQueued(c))
+            .expect("valid contact");
+    }
+    router.drain_actions().for_each(drop);
+    ArrivalCenter {
+        router,
+        naive,
+        rng,
+        next_id,
+    }
+}
+
+/// Runs `iters` decisions in batches of at most [`BATCH`]; `round(n)` runs one batch of `n` and
+/// returns the time of its timed part.
+fn in_batches(iters: u64, mut round: impl FnMut(usize) -> Duration) -> Duration {
+    let mut timed = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = BATCH.min((iters - done) as usize);
+        timed += round(n);
+        done += n as u64;
+    }
+    timed
+}
+
+/// (agents, waiting contacts) for both decision scenarios.
+const SIZES: [(usize, usize); 4] = [
+    (1_000, 1_000),
+    (1_000, 100_000),
+    (10_000, 1_000),
+    (10_000, 100_000),
+];
+
+fn decision_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(4));
+    group
+}
+
+fn bench_arrival(c: &mut Criterion) {
+    let mut group = decision_group(c, "arrival");
+    for (agents, waiting) in SIZES {
+        let label = format!("{agents}_agents/{waiting}_waiting");
+        let mut center = arrival_center(agents, waiting);
+        group.bench_function(BenchmarkId::new("router", &label), |b| {
+            b.iter_custom(|iters| {
+                in_batches(iters, |n| {
+                    let batch: Vec<NewContact> = (0..n)
+                        .map(|_| {
+                            center.next_id += 1;
+                            contact(&mut center.rng, center.next_id, 0..QUEUES / 2, 0)
+                        })
+                        .collect();
+                    let start = Instant::now();
+                    for contact in batch {
+                        center
+                            .router
+                            .handle(0, Event::ContactQueued(contact))
+                            .expect("valid");
+                    }
+                    let timed = start.elapsed();
+                    // Untimed: answer and finish the offered contacts, freeing the agents.
+                    for (contact, agent) in offers(&mut center.router) {
+                        center
+                            .router
+                            .handle(0, Event::OfferAccepted { contact, agent })
+                            .expect("offered");
+                        center
+                            .router
+                            .handle(0, Event::ContactCompleted { contact })
+                            .expect("assigned");
+                    }
+                    center.router.drain_actions().for_each(drop);
+                    timed
+                })
+            });
+        });
+        group.bench_function(BenchmarkId::new("naive", &label), |b| {
+            b.iter_custom(|iters| {
+                in_batches(iters, |n| {
+                    let batch: Vec<NaiveContact> = (0..n)
+                        .map(|_| {
+                            center.next_id += 1;
+                            naive_contact(&contact(
+                                &mut center.rng,
+                                center.next_id,
+                                0..QUEUES / 2,
+                                0,
+                            ))
+                        })
+                        .collect();
+                    let mut served = Vec::with_capacity(n);
+                    let start = Instant::now();
+                    for contact in batch {
+                        served.push(center.naive.arrive(contact, 0));
+                    }
+                    let timed = start.elapsed();
+                    for agent in served.into_iter().flatten() {
+                        center.naive.agents[agent].busy = false;
+                    }
+                    center.naive.waiting.truncate(waiting);
+                    timed
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+// ----- scenario (b): an agent frees up with a deep queue ------------------------------------
+
+/// Every agent busy on a call; `waiting` contacts queued across all queues.
+struct BusyCenter {
+    router: Router,
+    naive: NaiveRouter,
+    rng: Rng,
+    next_id: u64,
+    /// (contact, agent) pairs currently assigned.
+    assigned: Vec<(ContactId, AgentId)>,
+    naive_busy: Vec<usize>,
+}
+
+fn busy_center(agents: usize, waiting: usize) -> BusyCenter {
+    let mut rng = Rng(0x5eed_0002);
+    let mut router = Router::new(plan());
+    let mut naive = NaiveRouter {
+        agents: Vec::new(),
+        waiting: Vec::new(),
+    };
+    let mut next_id = 0;
+    // The backlog first, so that agents logging in are immediately busy with its head.
+    for _ in 0..waiting + agents {
+        next_id += 1;
+        let c = contact(&mut rng, next_id, 0..QUEUES, 0);
+        naive.waiting.push(naive_contact(&c));
+        router
+            .handle(0, Event::ContactQueued(c))
+            .expect("valid contact");
+    }
+    let mut assigned = Vec::new();
+    let mut naive_busy = Vec::new();
+    for i in 0..agents {
+        let skills = agent_skills(&mut rng, 0..QUEUES);
+        let name = AgentId::new(format!("agent{i}"));
+        online(&mut router, 0, &name, skills.clone());
+        naive.agents.push(naive_agent(&skills));
+        if naive.free(i).is_some() {
+            naive.agents[i].busy = true;
+            naive_busy.push(i);
+        }
+        for (contact, agent) in offers(&mut router) {
+            router
+                .handle(
+                    0,
+                    Event::OfferAccepted {
+                        contact,
+                        agent: agent.clone(),
+                    },
+                )
+                .expect("offered");
+            assigned.push((contact, agent));
+        }
+    }
+    router.drain_actions().for_each(drop);
+    BusyCenter {
+        router,
+        naive,
+        rng,
+        next_id,
+        assigned,
+        naive_busy,
+    }
+}
+
+fn bench_agent_free(c: &mut Criterion) {
+    let mut group = decision_group(c, "agent_free");
+    for (agents, waiting) in SIZES {
+        let label = format!("{agents}_agents/{waiting}_waiting");
+        let mut center = busy_center(agents, waiting);
+        assert!(center.assigned.len() > agents / 2, "most agents start busy");
+        group.bench_function(BenchmarkId::new("router", &label), |b| {
+            b.iter_custom(|iters| {
+                in_batches(iters, |n| {
+                    let finishing: Vec<(ContactId, AgentId)> = (0..n)
+                        .map(|_| {
+                            let i = center.rng.below(center.assigned.len() as u64) as usize;
+                            center.assigned.swap_remove(i)
+                        })
+                        .collect();
+                    let start = Instant::now();
+                    for (contact, _) in &finishing {
+                        center
+                            .router
+                            .handle(0, Event::ContactCompleted { contact: *contact })
+                            .expect("assigned");
+                    }
+                    let timed = start.elapsed();
+                    // Untimed: the backlog is topped up, and the agents accept their next
+                    // contact (a top-up may go straight to an agent whose queue had run dry).
+                    for _ in 0..n {
+                        center.next_id += 1;
+                        let c = contact(&mut center.rng, center.next_id, 0..QUEUES, 0);
+                        center
+                            .router
+                            .handle(0, Event::ContactQueued(c))
+                            .expect("valid");
+                    }
+                    for (contact, agent) in offers(&mut center.router) {
+                        let accept = Event::OfferAccepted {
+                            contact,
+                            agent: agent.clone(),
+                        };
+                        center.router.handle(0, accept).expect("offered");
+                        center.assigned.push((contact, agent));
+                    }
+                    center.router.drain_actions().for_each(drop);
+                    timed
+                })
+            });
+        });
+        group.bench_function(BenchmarkId::new("naive", &label), |b| {
+            b.iter_custom(|iters| {
+                in_batches(iters, |n| {
+                    let freeing: Vec<usize> = (0..n)
+                        .map(|_| {
+                            center.naive_busy
+                                [center.rng.below(center.naive_busy.len() as u64) as usize]
+                        })
+                        .collect();
+                    let start = Instant::now();
+                    for &agent in &freeing {
+                        black_box(center.naive.free(agent));
+                    }
+                    let timed = start.elapsed();
+                    // Untimed: every freed agent is busy again (on its new contact, or on one
+                    // of the top-ups), keeping the scenario steady.
+                    for &agent in &freeing {
+                        center.naive.agents[agent].busy = true;
+                    }
+                    for _ in 0..n {
+                        center.next_id += 1;
+                        let c = contact(&mut center.rng, center.next_id, 0..QUEUES, 0);
+                        center.naive.waiting.push(naive_contact(&c));
+                    }
+                    timed
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+// ----- position updates ---------------------------------------------------------------------
+
+/// Cost of one position tick when `waiting` live customers (chat/voice) all moved up a place.
+fn bench_position_tick(c: &mut Criterion) {
+    let mut group = c.benchmark_group("position_tick");
+    group.sample_size(10);
+    for waiting in [1_000u64, 100_000] {
+        group.throughput(Throughput::Elements(waiting));
+        group.bench_function(BenchmarkId::from_parameter(waiting), |b| {
+            let mut q = QueuePlan::new("q");
+            q.offer_timeout = 3_600_000;
+            q.sla.first_response = 30 * 86_400_000;
+            let mut router = Router::new(RoutingPlan::new(vec!["s".into()], vec![q]));
+            for id in 0..waiting {
+                router
+                    .handle(0, Event::ContactQueued(live_contact(id, 0)))
+                    .expect("valid");
+            }
+            let name = AgentId::new("a");
+            online(&mut router, 0, &name, vec![]);
+            let mut outstanding = offers(&mut router)
+                .pop()
+                .expect("the agent is offered the head");
+            let mut now = 0;
+            let mut next = waiting;
+            b.iter(|| {
+                // The head is served and a newcomer joins: everyone moves up one place.
+                let (contact, agent) = outstanding.clone();
+                router
+                    .handle(now, Event::OfferAccepted { contact, agent })
+                    .expect("offered");
+                router
+                    .handle(now, Event::ContactCompleted { contact })
+                    .expect("assigned");
+                next += 1;
+                router
+                    .handle(now, Event::ContactQueued(live_contact(next, now)))
+                    .expect("valid");
+                outstanding = offers(&mut router).pop().expect("the next head is offered");
+                now += 1_000;
+                router.tick(now);
+                black_box(router.drain_actions().count())
+            });
+        });
+    }
+    group.finish();
+}
+
+fn live_contact(id: u64, now: Millis) -> NewContact {
+    NewContact {
+        id: ContactId(id),
+        channel: Channel::Voice,
+        queue: QueueId(0),
+        skills: Vec::new(),
+        priority: Priority(0),
+        arrived_at: now,
+        preferred_agent: None,
+        announce_position: true,
+    }
+}
+
+// ----- memory -------------------------------------------------------------------------------
+
+/// Heap bytes the router holds per waiting contact: 100 000 contacts queued into the 10k-agent
+/// center with every agent away, measured by the instrumented allocator.
+fn report_memory(_c: &mut Criterion) {
+    let mut rng = Rng(0x5eed_0003);
+    let mut router = Router::new(plan());
+    for i in 0..10_000 {
+        let name = AgentId::new(format!("agent{i}"));
+        online(&mut router, 0, &name, agent_skills(&mut rng, 0..QUEUES));
+        router
+            .handle(
+                0,
+                Event::AgentPresence {
+                    agent: name,
+                    presence: Presence::Away {
+                        reason: "meeting".into(),
+                    },
+                },
+            )
+            .expect("known");
+    }
+    router.drain_actions().for_each(drop);
+    let contacts: Vec<NewContact> = (0..100_000)
+        .map(|i| contact(&mut rng, i + 1, 0..QUEUES, 0))
+        .collect();
+    let region = Region::new(GLOBAL);
+    for c in contacts {
+        router.handle(0, Event::ContactQueued(c)).expect("valid");
+    }
+    router.drain_actions().for_each(drop);
+    let change = region.change();
+    let net = change.bytes_allocated as i64 - change.bytes_deallocated as i64
+        + change.bytes_reallocated as i64;
+    println!(
+        "memory: {} bytes of router heap per waiting contact (100000 waiting, 10000 agents; net {} bytes)",
+        net / 100_000,
+        net
+    );
+    black_box(&router);
+}
+
+criterion_group!(
+    benches,
+    report_memory,
+    bench_arrival,
+    bench_agent_free,
+    bench_position_tick
+);
+criterion_main!(benches);

@@ -115,6 +115,7 @@ impl Contact {
             arrived_at: self.arrived_at,
             contact: self.id,
             has_exclusions: !self.excluded.is_empty(),
+            announce: self.announce_position,
         }
     }
 }

@@ -17,6 +17,9 @@ pub(crate) struct Place {
     /// of a line skip the contact lookup in the common case. Never affects the order, because
     /// `contact` is unique.
     pub has_exclusions: bool,
+    /// The customer is waiting live and hears position updates; lets the position tick skip
+    /// lines and places nobody is listening to.
+    pub announce: bool,
 }
 
 /// How many recent departures feed the service-rate estimate.
@@ -29,6 +32,8 @@ pub(crate) struct Line {
     /// Times at which the most recent contacts left the line to be offered.
     departures: [Millis; RATE_WINDOW],
     departures_seen: usize,
+    /// Places with `announce` set.
+    announcing: usize,
     /// Positions changed since the last position update went out.
     pub dirty: bool,
 }
@@ -38,13 +43,24 @@ impl Line {
     /// changed, so only the newcomer needs telling).
     pub fn insert(&mut self, place: Place) -> bool {
         let at_back = self.places.last().is_none_or(|last| *last < place);
-        self.places.insert(place);
+        if self.places.insert(place) && place.announce {
+            self.announcing += 1;
+        }
         at_back
     }
 
     /// Removes a place; returns whether it was there.
     pub fn remove(&mut self, place: &Place) -> bool {
-        self.places.remove(place)
+        let removed = self.places.remove(place);
+        if removed && place.announce {
+            self.announcing -= 1;
+        }
+        removed
+    }
+
+    /// True when some customer in this line hears position updates.
+    pub fn has_listeners(&self) -> bool {
+        self.announcing > 0
     }
 
     /// Notes that a contact left the line to be served, for the service-rate estimate.
@@ -108,6 +124,7 @@ mod tests {
             arrived_at,
             contact: ContactId(id),
             has_exclusions: false,
+            announce: false,
         }
     }
 

@@ -1689,7 +1689,7 @@ impl Router {
     fn mark_dirty(&mut self, line: LineRef) {
         let interval = self.plan.position_update_interval;
         let l = self.line_mut(line);
-        if l.dirty || l.len() == 0 {
+        if l.dirty || !l.has_listeners() {
             return;
         }
         l.dirty = true;
@@ -1716,13 +1716,16 @@ impl Router {
                 LineRef::Preferred(a) => &mut agents[a as usize].preferred_line,
             };
             l.dirty = false;
+            if !l.has_listeners() {
+                continue;
+            }
             for (i, place) in l.iter().enumerate() {
+                if !place.announce {
+                    continue;
+                }
                 let c = contacts
                     .get_mut(&place.contact)
                     .expect("waiting contacts exist");
-                if !c.announce_position {
-                    continue;
-                }
                 let now_standing = (i + 1, l.estimated_wait(i + 1, now));
                 if c.last_announced != Some(now_standing) {
                     c.last_announced = Some(now_standing);
