@@ -186,7 +186,7 @@ impl NaiveRouter {
     }
 
     /// An agent frees up: scan every waiting contact for the best one it qualifies for.
-    fn free(&mut self, agent: usize) -> Option<u64> {
+    fn free(&mut self, agent: usize) -> Option<NaiveContact> {
         let a = &self.agents[agent];
         let best = self
             .waiting
@@ -196,7 +196,7 @@ impl NaiveRouter {
             .min_by_key(|(_, c)| (std::cmp::Reverse(c.priority), c.arrived_at, c.id))
             .map(|(i, _)| i);
         match best {
-            Some(i) => Some(self.waiting.swap_remove(i).id),
+            Some(i) => Some(self.waiting.swap_remove(i)),
             None => {
                 self.agents[agent].busy = false;
                 None
@@ -237,6 +237,40 @@ struct ArrivalCenter {
     naive: NaiveRouter,
     rng: Rng,
     next_id: u64,
+    /// Skills of the idle agents: arriving contacts are drawn from them, so that a qualified
+    /// agent is idle for every arrival and every timed event is a real decision.
+    idle_skills: Vec<Vec<(SkillId, u8)>>,
+    /// (timed events, offers made) per router, to report that the events were decisions.
+    events: [u64; 2],
+    decisions: [u64; 2],
+}
+
+impl ArrivalCenter {
+    /// A contact that some idle agent qualifies for: that agent's queue, and for 30 % of
+    /// contacts one of its other skills too.
+    fn arriving(&mut self) -> NewContact {
+        self.next_id += 1;
+        let skills = &self.idle_skills[self.rng.below(self.idle_skills.len() as u64) as usize];
+        let (queue, _) = skills[0];
+        let extra = (self.rng.below(10) < 3).then(|| {
+            let (skill, level) = skills[1 + self.rng.below(skills.len() as u64 - 1) as usize];
+            SkillReq {
+                skill,
+                min_level: 1 + self.rng.below(u64::from(level)) as u8,
+                optional: false,
+            }
+        });
+        NewContact {
+            id: ContactId(self.next_id),
+            channel: Channel::Voice,
+            queue: QueueId(queue.0),
+            skills: extra.into_iter().collect(),
+            priority: Priority(self.rng.below(3) as i32),
+            arrived_at: 0,
+            preferred_agent: None,
+            announce_position: false,
+        }
+    }
 }
 
 fn arrival_center(agents: usize, waiting: usize) -> ArrivalCenter {
@@ -247,6 +281,7 @@ fn arrival_center(agents: usize, waiting: usize) -> ArrivalCenter {
         waiting: Vec::new(),
     };
     let mut next_id = 0;
+    let mut idle_skills = Vec::new();
     for i in 0..agents {
         let idle = i % 2 == 0;
         let skills = agent_skills(
@@ -260,7 +295,9 @@ fn arrival_center(agents: usize, waiting: usize) -> ArrivalCenter {
         let name = AgentId::new(format!("agent{i}"));
         online(&mut router, 0, &name, skills.clone());
         let mut na = naive_agent(&skills);
-        if !idle {
+        if idle {
+            idle_skills.push(skills);
+        } else {
             router
                 .handle(
                     0,
@@ -291,6 +328,9 @@ fn arrival_center(agents: usize, waiting: usize) -> ArrivalCenter {
         naive,
         rng,
         next_id,
+        idle_skills,
+        events: [0; 2],
+        decisions: [0; 2],
     }
 }
 
@@ -326,7 +366,16 @@ fn decision_group<'a>(
     group
 }
 
+/// `ROUTER_BENCH=arrival` (or `agent_free`, `position_tick`, `memory`) runs one group only,
+/// skipping the others' setup, which dominates a profile otherwise.
+fn wanted(group: &str) -> bool {
+    std::env::var("ROUTER_BENCH").map_or(true, |only| only.split(',').any(|g| g == group))
+}
+
 fn bench_arrival(c: &mut Criterion) {
+    if !wanted("arrival") {
+        return;
+    }
     let mut group = decision_group(c, "arrival");
     for (agents, waiting) in SIZES {
         let label = format!("{agents}_agents/{waiting}_waiting");
@@ -334,12 +383,7 @@ fn bench_arrival(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("router", &label), |b| {
             b.iter_custom(|iters| {
                 in_batches(iters, |n| {
-                    let batch: Vec<NewContact> = (0..n)
-                        .map(|_| {
-                            center.next_id += 1;
-                            contact(&mut center.rng, center.next_id, 0..QUEUES / 2, 0)
-                        })
-                        .collect();
+                    let batch: Vec<NewContact> = (0..n).map(|_| center.arriving()).collect();
                     let start = Instant::now();
                     for contact in batch {
                         center
@@ -348,18 +392,25 @@ fn bench_arrival(c: &mut Criterion) {
                             .expect("valid");
                     }
                     let timed = start.elapsed();
-                    // Untimed: answer and finish the offered contacts, freeing the agents.
-                    for (contact, agent) in offers(&mut center.router) {
-                        center
-                            .router
-                            .handle(0, Event::OfferAccepted { contact, agent })
-                            .expect("offered");
-                        center
-                            .router
-                            .handle(0, Event::ContactCompleted { contact })
-                            .expect("assigned");
+                    // Untimed: answer and finish the offered contacts, freeing the agents (a
+                    // freed agent may be offered a rare arrival that found nobody: finish
+                    // those too, until every idle agent is idle again).
+                    let mut offered = offers(&mut center.router);
+                    center.events[0] += n as u64;
+                    center.decisions[0] += offered.len() as u64;
+                    while !offered.is_empty() {
+                        for (contact, agent) in offered {
+                            center
+                                .router
+                                .handle(0, Event::OfferAccepted { contact, agent })
+                                .expect("offered");
+                            center
+                                .router
+                                .handle(0, Event::ContactCompleted { contact })
+                                .expect("assigned");
+                        }
+                        offered = offers(&mut center.router);
                     }
-                    center.router.drain_actions().for_each(drop);
                     timed
                 })
             });
@@ -367,24 +418,17 @@ fn bench_arrival(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("naive", &label), |b| {
             b.iter_custom(|iters| {
                 in_batches(iters, |n| {
-                    let batch: Vec<NaiveContact> = (0..n)
-                        .map(|_| {
-                            center.next_id += 1;
-                            naive_contact(&contact(
-                                &mut center.rng,
-                                center.next_id,
-                                0..QUEUES / 2,
-                                0,
-                            ))
-                        })
-                        .collect();
+                    let batch: Vec<NaiveContact> =
+                        (0..n).map(|_| naive_contact(&center.arriving())).collect();
                     let mut served = Vec::with_capacity(n);
                     let start = Instant::now();
                     for contact in batch {
                         served.push(center.naive.arrive(contact, 0));
                     }
                     let timed = start.elapsed();
+                    center.events[1] += n as u64;
                     for agent in served.into_iter().flatten() {
+                        center.decisions[1] += 1;
                         center.naive.agents[agent].busy = false;
                     }
                     center.naive.waiting.truncate(waiting);
@@ -392,6 +436,10 @@ fn bench_arrival(c: &mut Criterion) {
                 })
             });
         });
+        println!(
+            "arrival {label}: router made {} offers in {} timed arrivals, naive {} in {}",
+            center.decisions[0], center.events[0], center.decisions[1], center.events[1]
+        );
     }
     group.finish();
 }
@@ -407,6 +455,9 @@ struct BusyCenter {
     /// (contact, agent) pairs currently assigned.
     assigned: Vec<(ContactId, AgentId)>,
     naive_busy: Vec<usize>,
+    /// (timed events, offers made) per router, to report that the events were decisions.
+    events: [u64; 2],
+    decisions: [u64; 2],
 }
 
 fn busy_center(agents: usize, waiting: usize) -> BusyCenter {
@@ -458,10 +509,15 @@ fn busy_center(agents: usize, waiting: usize) -> BusyCenter {
         next_id,
         assigned,
         naive_busy,
+        events: [0; 2],
+        decisions: [0; 2],
     }
 }
 
 fn bench_agent_free(c: &mut Criterion) {
+    if !wanted("agent_free") {
+        return;
+    }
     let mut group = decision_group(c, "agent_free");
     for (agents, waiting) in SIZES {
         let label = format!("{agents}_agents/{waiting}_waiting");
@@ -476,25 +532,31 @@ fn bench_agent_free(c: &mut Criterion) {
                             center.assigned.swap_remove(i)
                         })
                         .collect();
+                    let queues: Vec<u16> = finishing
+                        .iter()
+                        .map(|(c, _)| center.router.contact(*c).expect("assigned").queue.0)
+                        .collect();
                     let start = Instant::now();
                     for (contact, _) in &finishing {
-                        center
-                            .router
-                            .handle(0, Event::ContactCompleted { contact: *contact })
-                            .expect("assigned");
+                        let done = Event::ContactCompleted { contact: *contact };
+                        center.router.handle(0, done).expect("assigned");
                     }
                     let timed = start.elapsed();
-                    // Untimed: the backlog is topped up, and the agents accept their next
-                    // contact (a top-up may go straight to an agent whose queue had run dry).
-                    for _ in 0..n {
+                    // Untimed: the agents accept their next contact, and each queue is topped
+                    // back up by the contacts it lost, so its depth stays as built.
+                    let offered = offers(&mut center.router);
+                    center.events[0] += n as u64;
+                    center.decisions[0] += offered.len() as u64;
+                    for &q in &queues {
                         center.next_id += 1;
-                        let c = contact(&mut center.rng, center.next_id, 0..QUEUES, 0);
+                        let c = contact(&mut center.rng, center.next_id, q..q + 1, 0);
                         center
                             .router
                             .handle(0, Event::ContactQueued(c))
                             .expect("valid");
                     }
-                    for (contact, agent) in offers(&mut center.router) {
+                    let topped_up = offers(&mut center.router);
+                    for (contact, agent) in offered.into_iter().chain(topped_up) {
                         let accept = Event::OfferAccepted {
                             contact,
                             agent: agent.clone(),
@@ -502,7 +564,6 @@ fn bench_agent_free(c: &mut Criterion) {
                         center.router.handle(0, accept).expect("offered");
                         center.assigned.push((contact, agent));
                     }
-                    center.router.drain_actions().for_each(drop);
                     timed
                 })
             });
@@ -516,25 +577,33 @@ fn bench_agent_free(c: &mut Criterion) {
                                 [center.rng.below(center.naive_busy.len() as u64) as usize]
                         })
                         .collect();
+                    let mut served = Vec::with_capacity(n);
                     let start = Instant::now();
                     for &agent in &freeing {
-                        black_box(center.naive.free(agent));
+                        served.push(center.naive.free(agent));
                     }
                     let timed = start.elapsed();
-                    // Untimed: every freed agent is busy again (on its new contact, or on one
-                    // of the top-ups), keeping the scenario steady.
+                    // Untimed: every freed agent is busy again, and each queue gets back the
+                    // contact it lost.
+                    center.events[1] += n as u64;
                     for &agent in &freeing {
                         center.naive.agents[agent].busy = true;
                     }
-                    for _ in 0..n {
+                    for taken in served.into_iter().flatten() {
+                        center.decisions[1] += 1;
+                        let q = taken.needs[0].0;
                         center.next_id += 1;
-                        let c = contact(&mut center.rng, center.next_id, 0..QUEUES, 0);
+                        let c = contact(&mut center.rng, center.next_id, q..q + 1, 0);
                         center.naive.waiting.push(naive_contact(&c));
                     }
                     timed
                 })
             });
         });
+        println!(
+            "agent_free {label}: router made {} offers in {} timed frees, naive {} in {}",
+            center.decisions[0], center.events[0], center.decisions[1], center.events[1]
+        );
     }
     group.finish();
 }
@@ -543,6 +612,9 @@ fn bench_agent_free(c: &mut Criterion) {
 
 /// Cost of one position tick when `waiting` live customers (chat/voice) all moved up a place.
 fn bench_position_tick(c: &mut Criterion) {
+    if !wanted("position_tick") {
+        return;
+    }
     let mut group = c.benchmark_group("position_tick");
     group.sample_size(10);
     for waiting in [1_000u64, 100_000] {
@@ -605,6 +677,9 @@ fn live_contact(id: u64, now: Millis) -> NewContact {
 /// Heap bytes the router holds per waiting contact: 100 000 contacts queued into the 10k-agent
 /// center with every agent away, measured by the instrumented allocator.
 fn report_memory(_c: &mut Criterion) {
+    if !wanted("memory") {
+        return;
+    }
     let mut rng = Rng(0x5eed_0003);
     let mut router = Router::new(plan());
     for i in 0..10_000 {

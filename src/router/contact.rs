@@ -48,6 +48,8 @@ pub(crate) struct SlaClock {
     pub first_response_breached: bool,
     pub resolution_warned: bool,
     pub resolution_breached: bool,
+    /// When the pending SLA timer fires (validates it).
+    pub next_at: Option<Millis>,
 }
 
 impl SlaClock {
@@ -64,6 +66,7 @@ impl SlaClock {
             first_response_breached: false,
             resolution_warned: false,
             resolution_breached: false,
+            next_at: None,
         }
     }
 }

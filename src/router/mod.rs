@@ -385,8 +385,9 @@ struct ReadyEntry {
 enum Due {
     OfferExpiry(ContactId),
     Escalation(ContactId),
-    SlaWarning(ContactId, SlaKind),
-    SlaBreach(ContactId, SlaKind),
+    /// The contact's next SLA warning or breach (one timer per contact at a time, so contacts
+    /// that finish early leave little behind in the timer heap).
+    Sla(ContactId),
     PreferredTimeout(ContactId),
     WrapUpEnd(AgentIdx, ContactId),
     PositionTick,
@@ -411,6 +412,11 @@ pub struct Router {
     /// For each skill, the agents having it: finds qualified agents for a new class without
     /// scanning everyone.
     skill_agents: Vec<Vec<AgentIdx>>,
+    /// Each class with a requirement, filed under its first required skill: an agent can only
+    /// qualify for classes filed under a skill it has, so a login looks at those, not at all.
+    skill_classes: Vec<Vec<ClassIdx>>,
+    /// Classes that require no skill.
+    open_classes: Vec<ClassIdx>,
     timers: BinaryHeap<Reverse<Timer>>,
     counters: Vec<QueueCounters>,
     dirty_lines: Vec<LineRef>,
@@ -519,6 +525,8 @@ impl Router {
             classes: Vec::new(),
             class_index: FxHashMap::default(),
             skill_agents: vec![Vec::new(); skills],
+            skill_classes: vec![Vec::new(); skills],
+            open_classes: Vec::new(),
             timers: BinaryHeap::new(),
             counters: vec![QueueCounters::default(); queues],
             dirty_lines: Vec::new(),
@@ -606,7 +614,7 @@ impl Router {
             self.check_skill(req.skill, req.min_level)?;
         }
         let queue = self.plan.queue(nc.queue);
-        let requirement = Requirement::new(queue.skills.iter().chain(&nc.skills).copied());
+        let requirement = requirement_for(queue, &nc.skills);
         let priority = nc.priority.raised_by(queue.priority);
         let sla = SlaClock::new(nc.queue, &queue.sla, nc.arrived_at);
         let preferred_timeout = queue.preferred_agent_timeout;
@@ -638,7 +646,6 @@ impl Router {
             answered: false,
             last_announced: None,
         };
-        self.schedule_sla(&contact.sla, id);
         if let Some((_, until)) = preferred {
             self.schedule(until, Due::PreferredTimeout(id));
         }
@@ -646,6 +653,8 @@ impl Router {
         self.schedule_next_step(id);
         self.counters[usize::from(nc.queue.0)].arrived += 1;
         self.place(id);
+        // After placing: a replayed contact's overdue breach may move it (raise, escalate).
+        self.schedule_sla(id);
         Ok(())
     }
 
@@ -1001,7 +1010,7 @@ impl Router {
     fn move_to_queue(&mut self, id: ContactId, queue: QueueId) {
         let plan = self.plan.queue(queue);
         let c = &self.contacts[&id];
-        let requirement = Requirement::new(plan.skills.iter().chain(c.own_skills.iter()).copied());
+        let requirement = requirement_for(plan, &c.own_skills);
         let channel = c.channel;
         let queue_priority = plan.priority;
         let class = self.class_for(queue, channel, requirement);
@@ -1096,18 +1105,45 @@ impl Router {
         }
     }
 
-    fn schedule_sla(&mut self, sla: &SlaClock, id: ContactId) {
-        self.schedule(
-            sla.first_response_warn,
-            Due::SlaWarning(id, SlaKind::FirstResponse),
-        );
-        self.schedule(
-            sla.first_response_due,
-            Due::SlaBreach(id, SlaKind::FirstResponse),
-        );
-        if let (Some(warn), Some(due)) = (sla.resolution_warn, sla.resolution_due) {
-            self.schedule(warn, Due::SlaWarning(id, SlaKind::Resolution));
-            self.schedule(due, Due::SlaBreach(id, SlaKind::Resolution));
+    /// The contact's next SLA event not yet raised: (time, kind, is it the breach).
+    fn next_sla_event(sla: &SlaClock) -> Option<(Millis, SlaKind, bool)> {
+        let first = if sla.responded {
+            None
+        } else if !sla.first_response_warned {
+            Some((sla.first_response_warn, SlaKind::FirstResponse, false))
+        } else if !sla.first_response_breached {
+            Some((sla.first_response_due, SlaKind::FirstResponse, true))
+        } else {
+            None
+        };
+        let resolution = match (sla.resolution_warn, sla.resolution_due) {
+            (Some(warn), _) if !sla.resolution_warned => Some((warn, SlaKind::Resolution, false)),
+            (_, Some(due)) if !sla.resolution_breached => Some((due, SlaKind::Resolution, true)),
+            _ => None,
+        };
+        first.into_iter().chain(resolution).min_by_key(|e| e.0)
+    }
+
+    /// Raises every SLA event of the contact that is due, then schedules the next one.
+    fn schedule_sla(&mut self, id: ContactId) {
+        loop {
+            let Some(c) = self.contacts.get_mut(&id) else {
+                return;
+            };
+            let Some((at, kind, breach)) = Self::next_sla_event(&c.sla) else {
+                c.sla.next_at = None;
+                return;
+            };
+            if at > self.now {
+                c.sla.next_at = Some(at);
+                self.schedule(at, Due::Sla(id));
+                return;
+            }
+            if breach {
+                self.sla_breach(id, kind);
+            } else {
+                self.sla_warning(id, kind);
+            }
         }
     }
 
@@ -1259,7 +1295,15 @@ impl Router {
         }
         let mut classes = std::mem::take(&mut agent.classes);
         classes.clear();
-        for ci in 0..self.classes.len() as ClassIdx {
+        let candidates: Vec<ClassIdx> = agent
+            .profile
+            .skills
+            .iter()
+            .flat_map(|(skill, _)| &self.skill_classes[usize::from(skill.0)])
+            .chain(&self.open_classes)
+            .copied()
+            .collect();
+        for ci in candidates {
             if self.qualifies(a, ci) {
                 classes.push(ci);
                 self.classes[ci as usize].qualified += 1;
@@ -1445,14 +1489,7 @@ impl Router {
             if !agent.can_take(class.channel, voice_blocks) {
                 continue;
             }
-            let key = match plan.queue(class.queue).selection {
-                Selection::LongestIdle => (agent.idle_since, 0),
-                Selection::MostSkilled => (
-                    u64::MAX - u64::from(class.requirement.score(&agent.profile.skills)),
-                    agent.idle_since,
-                ),
-                Selection::LeastOccupied => (agent.occupancy_ppm(), agent.idle_since),
-            };
+            let key = ready_key(plan.queue(class.queue).selection, &class.requirement, agent);
             class.ready.push(Reverse(ReadyEntry {
                 key,
                 agent: a,
@@ -1502,45 +1539,35 @@ impl Router {
             ready: BinaryHeap::new(),
             qualified: 0,
         });
+        match key.2.skills().first() {
+            Some(first) => self.skill_classes[usize::from(first.skill.0)].push(ci),
+            None => self.open_classes.push(ci),
+        }
         self.class_index.insert(key, ci);
         let candidates: Vec<AgentIdx> = match rarest {
             Some(s) => self.skill_agents[s].clone(),
             None => (0..self.agents.len() as AgentIdx).collect(),
         };
-        for a in candidates {
-            if self.qualifies(a, ci) {
-                self.agents[a as usize].classes.push(ci);
-                self.classes[ci as usize].qualified += 1;
-            }
-        }
-        // Newly qualified agents that are ready get entries; their epoch does not change, so
+        // Qualified agents that are ready now get an entry; their epoch does not change, so
         // their entries elsewhere stay valid.
         let voice_blocks = self.voice_blocks();
-        for a in 0..self.agents.len() as AgentIdx {
-            let agent = &self.agents[a as usize];
-            if agent.classes.last() == Some(&ci)
-                && !agent.awaiting_fill
-                && agent.can_take(channel, voice_blocks)
-            {
-                let key = match self.plan.queue(queue).selection {
-                    Selection::LongestIdle => (agent.idle_since, 0),
-                    Selection::MostSkilled => (
-                        u64::MAX
-                            - u64::from(
-                                self.classes[ci as usize]
-                                    .requirement
-                                    .score(&agent.profile.skills),
-                            ),
-                        agent.idle_since,
-                    ),
-                    Selection::LeastOccupied => (agent.occupancy_ppm(), agent.idle_since),
-                };
+        let selection = self.plan.queue(queue).selection;
+        for a in candidates {
+            if !self.qualifies(a, ci) {
+                continue;
+            }
+            let agent = &mut self.agents[a as usize];
+            agent.classes.push(ci);
+            let class = &mut self.classes[ci as usize];
+            class.qualified += 1;
+            if !agent.awaiting_fill && agent.can_take(channel, voice_blocks) {
+                let key = ready_key(selection, &class.requirement, agent);
                 let entry = ReadyEntry {
                     key,
                     agent: a,
                     epoch: agent.epoch,
                 };
-                self.classes[ci as usize].ready.push(Reverse(entry));
+                class.ready.push(Reverse(entry));
             }
         }
         ci
@@ -1585,7 +1612,7 @@ impl Router {
                 matches!(c.whereabouts, Whereabouts::Offered { expires_at, .. } if expires_at == t.at)
             }),
             Due::Escalation(id) => contact(&id).is_some_and(|c| c.next_step_at == Some(t.at)),
-            Due::SlaWarning(id, _) | Due::SlaBreach(id, _) => contact(&id).is_some(),
+            Due::Sla(id) => contact(&id).is_some_and(|c| c.sla.next_at == Some(t.at)),
             Due::PreferredTimeout(id) => {
                 contact(&id).is_some_and(|c| c.preferred.is_some_and(|(_, until)| until == t.at))
             }
@@ -1607,8 +1634,7 @@ impl Router {
                 self.contacts.get_mut(&id).expect("live").next_step_at = None;
                 self.escalate(id, false);
             }
-            Due::SlaWarning(id, kind) => self.sla_warning(id, kind),
-            Due::SlaBreach(id, kind) => self.sla_breach(id, kind),
+            Due::Sla(id) => self.schedule_sla(id),
             Due::PreferredTimeout(id) => {
                 let c = self.contacts.get_mut(&id).expect("live");
                 c.preferred = None;
@@ -1987,6 +2013,18 @@ impl Router {
             && self.agents[a as usize].can_take(c.channel, self.voice_blocks())
             && self.qualifies(a, c.class)
             && !c.excluded.contains(&a)
+    }
+}
+
+/// An agent's place in a class's ready heap under the queue's selection policy (smaller first).
+fn ready_key(selection: Selection, requirement: &Requirement, agent: &Agent) -> (u64, u64) {
+    match selection {
+        Selection::LongestIdle => (agent.idle_since, 0),
+        Selection::MostSkilled => (
+            u64::MAX - u64::from(requirement.score(&agent.profile.skills)),
+            agent.idle_since,
+        ),
+        Selection::LeastOccupied => (agent.occupancy_ppm(), agent.idle_since),
     }
 }
 
