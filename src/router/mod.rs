@@ -418,6 +418,8 @@ pub struct Router {
     /// Classes that require no skill.
     open_classes: Vec<ClassIdx>,
     timers: BinaryHeap<Reverse<Timer>>,
+    /// Timer heap size at which stale timers are swept out.
+    timer_compact_at: usize,
     counters: Vec<QueueCounters>,
     dirty_lines: Vec<LineRef>,
     position_tick_at: Option<Millis>,
@@ -528,6 +530,7 @@ impl Router {
             skill_classes: vec![Vec::new(); skills],
             open_classes: Vec::new(),
             timers: BinaryHeap::new(),
+            timer_compact_at: 1024,
             counters: vec![QueueCounters::default(); queues],
             dirty_lines: Vec::new(),
             position_tick_at: None,
@@ -1098,10 +1101,12 @@ impl Router {
                 self.apply_steps(id, forced);
                 self.place(id);
             }
-            Whereabouts::Offered { .. } => {
+            // Applied if and when the contact comes back to waiting (offer refused, agent
+            // gone), so that a requeued contact is not stuck behind a step that came due.
+            Whereabouts::Offered { .. } | Whereabouts::Assigned { .. } => {
                 c.step_pending = Some(c.step_pending.unwrap_or(false) || forced);
             }
-            Whereabouts::Assigned { .. } | Whereabouts::Detached => {}
+            Whereabouts::Detached => {}
         }
     }
 
@@ -1359,15 +1364,26 @@ impl Router {
 
     /// Returns every outstanding offer of an agent that is no longer available to the queue.
     fn revoke_offers(&mut self, a: AgentIdx) {
-        for id in self.agents[a as usize].offers.clone() {
+        let ids = self.agents[a as usize].offers.clone();
+        for &id in &ids {
             self.detach(id, RevokeReason::AgentUnavailable, false);
+        }
+        self.place_in_service_order(ids);
+    }
+
+    /// Places several detached contacts best first, so that when they compete for the same
+    /// ready agents the higher-ranked one gets served first.
+    fn place_in_service_order(&mut self, mut ids: Vec<ContactId>) {
+        ids.sort_by_key(|id| self.contacts[id].place());
+        for id in ids {
             self.place(id);
         }
     }
 
     /// Returns an offline agent's assigned contacts to the queue, held for it as preferred.
     fn requeue_assigned(&mut self, a: AgentIdx) {
-        for id in self.agents[a as usize].assigned.clone() {
+        let ids = self.agents[a as usize].assigned.clone();
+        for &id in &ids {
             self.detach(id, RevokeReason::AgentUnavailable, false);
             let c = self.contacts.get_mut(&id).expect("assigned contacts exist");
             let until = self.now + self.plan.queue(c.queue).preferred_agent_timeout;
@@ -1377,8 +1393,8 @@ impl Router {
                 contact: id,
                 agent: self.agents[a as usize].profile.id.clone(),
             });
-            self.place(id);
         }
+        self.place_in_service_order(ids);
     }
 
     fn wrap_up_done(
@@ -1594,13 +1610,16 @@ impl Router {
             self.fire(timer);
         }
         self.now = now;
-        if self.timers.len() > 4 * (self.contacts.len() + self.agents.len()) + 1024 {
+        // Stale timers (for contacts gone, offers answered) are dropped in bulk once they
+        // outnumber the live ones: amortised O(1) per timer, never on every event.
+        if self.timers.len() > self.timer_compact_at {
             let live: Vec<Reverse<Timer>> = self
                 .timers
                 .iter()
                 .filter(|Reverse(t)| self.timer_is_live(t))
                 .copied()
                 .collect();
+            self.timer_compact_at = 2 * live.len() + 1024;
             self.timers = BinaryHeap::from(live);
         }
     }
@@ -1649,7 +1668,8 @@ impl Router {
             }
             Due::WrapUpEnd(a, id) => {
                 let agent = &mut self.agents[a as usize];
-                if let Some(i) = agent.wrap_ups.iter().position(|w| w.contact == id) {
+                let this = |w: &WrapUp| w.contact == id && w.until == t.at;
+                if let Some(i) = agent.wrap_ups.iter().position(this) {
                     let w = agent.wrap_ups.swap_remove(i);
                     agent.free_slot(w.channel);
                     self.actions.push(Action::WrapUpEnded {

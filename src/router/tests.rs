@@ -1095,3 +1095,103 @@ fn an_accept_after_expiry_is_refused() {
         })
     );
 }
+
+// ----- regressions found in review ----------------------------------------------------------
+
+#[test]
+fn a_step_that_came_due_while_assigned_applies_when_the_contact_is_requeued() {
+    let mut p = plan();
+    p.queues[1].escalation = vec![EscalationStep {
+        after: 10_000,
+        relax: vec![(BILLING, 1)],
+        ..Default::default()
+    }];
+    let mut desk = Desk::new(p);
+    desk.login("alice", &[(BILLING, 5)], VOICE_ONLY);
+    desk.contact(1, BILLING_Q, Channel::Voice);
+    desk.accept(1, "alice");
+    desk.at(10_000); // the step comes due while alice holds the contact
+    desk.now = 20_000;
+    desk.send(Event::AgentOffline {
+        agent: "alice".into(),
+    });
+    desk.login("bob", &[(BILLING, 2)], VOICE_ONLY);
+    // Once the hold for alice times out, the relaxed requirement lets bob take it.
+    assert_eq!(offers(&desk.at(80_000)), offer(1, "bob"));
+}
+
+#[test]
+fn offers_returned_by_an_agent_going_away_are_re_offered_best_first() {
+    let mut desk = Desk::new(plan());
+    desk.login("alice", &[(ENGLISH, 5)], CHAT_3);
+    desk.contact(1, SUPPORT, Channel::Chat);
+    let mut vip = new_contact(2, SUPPORT, Channel::Chat, 0);
+    vip.priority = Priority(5);
+    desk.queue_contact(vip);
+    desk.login("bob", &[(ENGLISH, 5)], [0, 1, 0, 0, 0, 0]);
+    let returned = desk.presence(
+        "alice",
+        Presence::Away {
+            reason: "break".into(),
+        },
+    );
+    assert_eq!(offers(&returned), offer(2, "bob"));
+}
+
+#[test]
+fn a_wrap_up_timer_ends_its_own_wrap_up_when_a_contact_wraps_twice() {
+    let mut p = plan();
+    p.queues[0].wrap_up = 30_000;
+    let mut desk = Desk::new(p);
+    desk.login("alice", &[(ENGLISH, 5)], CHAT_3);
+    desk.contact(7, SUPPORT, Channel::Chat);
+    desk.contact(5, SUPPORT, Channel::Chat);
+    desk.accept(7, "alice");
+    desk.accept(5, "alice");
+    desk.now = 1_000;
+    desk.complete(7);
+    desk.now = 2_000;
+    desk.send(Event::ContactTransferred {
+        contact: ContactId(5),
+        to: TransferTarget::Queue(SUPPORT),
+    });
+    desk.accept(5, "alice");
+    desk.now = 3_000;
+    desk.complete(5); // contact 5 now has two wrap-ups on alice: until 32 s and 33 s
+    desk.send(Event::WrapUpDone {
+        agent: "alice".into(),
+        contact: Some(ContactId(7)),
+    });
+    desk.at(1_000_000);
+    let alice = desk.router.agent(&"alice".into()).expect("alice");
+    assert_eq!((alice.wrap_ups, alice.load), (vec![], [0; 6]));
+}
+
+#[test]
+fn stale_timers_are_swept_in_bulk_not_on_every_event() {
+    let mut p = plan();
+    p.queues[0].sla.resolution = Some(86_400_000);
+    p.queues[0].escalation = vec![EscalationStep {
+        after: 3_600_000,
+        raise_priority: 1,
+        ..Default::default()
+    }];
+    let mut r = Router::new(p);
+    for i in 0..10_000 {
+        r.handle(
+            1,
+            Event::ContactQueued(new_contact(i, SUPPORT, Channel::Email, 1)),
+        )
+        .expect("queued");
+    }
+    let live = r.timers.len();
+    r.handle(2, Event::Tick).expect("tick");
+    assert!(
+        r.timer_compact_at > live,
+        "the sweep threshold stays above the live timers"
+    );
+    assert!(
+        r.timers.len() <= 2 * 10_000 + 1024,
+        "at most one SLA and one step timer per contact"
+    );
+}
