@@ -70,11 +70,11 @@ fn plan() -> RoutingPlan {
 }
 
 /// Agent skills as (skill, level); `queues` restricts which queue skills it gets.
+/// Eight skills: one queue skill (level 5-10) from `queue_skills`, seven others (level 1-10).
 fn agent_skills(rng: &mut Rng, queue_skills: std::ops::Range<u16>) -> Vec<(SkillId, u8)> {
+    let span = u64::from(queue_skills.end - queue_skills.start);
     let mut skills = vec![(
-        SkillId(
-            queue_skills.start + rng.below(u64::from(queue_skills.end - queue_skills.start)) as u16,
-        ),
+        SkillId(queue_skills.start + rng.below(span) as u16),
         5 + rng.below(6) as u8,
     )];
     while skills.len() < AGENT_SKILLS {
@@ -84,22 +84,24 @@ fn agent_skills(rng: &mut Rng, queue_skills: std::ops::Range<u16>) -> Vec<(Skill
     skills
 }
 
-fn contact(rng: &mut Rng, id: u64, queues: std::ops::Range<u16>, now: Millis) -> NewContact {
-    let queue = queues.start + rng.below(u64::from(queues.end - queues.start)) as u16;
-    let skills = if rng.below(10) < 3 {
-        vec![SkillReq {
-            skill: SkillId(QUEUES + rng.below(u64::from(SKILLS - QUEUES)) as u16),
-            min_level: 1,
+/// A contact that the agent with these skills qualifies for: the agent's queue, and for 30 % of
+/// contacts one of its other skills at or below its level. Drawing every contact from some
+/// agent's skills keeps all work servable, so every timed event is a real decision.
+fn contact_for(rng: &mut Rng, id: u64, skills: &[(SkillId, u8)], now: Millis) -> NewContact {
+    let (queue, _) = skills[0];
+    let extra = (rng.below(10) < 3).then(|| {
+        let (skill, level) = skills[1 + rng.below(skills.len() as u64 - 1) as usize];
+        SkillReq {
+            skill,
+            min_level: 1 + rng.below(u64::from(level)) as u8,
             optional: false,
-        }]
-    } else {
-        Vec::new()
-    };
+        }
+    });
     NewContact {
         id: ContactId(id),
         channel: Channel::Voice,
-        queue: QueueId(queue),
-        skills,
+        queue: QueueId(queue.0),
+        skills: extra.into_iter().collect(),
         priority: Priority(rng.below(3) as i32),
         arrived_at: now,
         preferred_agent: None,
@@ -228,112 +230,6 @@ fn naive_agent(skills: &[(SkillId, u8)]) -> NaiveAgent {
     }
 }
 
-// ----- scenario (a): a contact arrives while agents are idle --------------------------------
-
-/// Half the agents serve queues 0-24 and sit idle; the other half serve queues 25-49 and are
-/// away, with `waiting` contacts backed up in those queues.
-struct ArrivalCenter {
-    router: Router,
-    naive: NaiveRouter,
-    rng: Rng,
-    next_id: u64,
-    /// Skills of the idle agents: arriving contacts are drawn from them, so that a qualified
-    /// agent is idle for every arrival and every timed event is a real decision.
-    idle_skills: Vec<Vec<(SkillId, u8)>>,
-    /// (timed events, offers made) per router, to report that the events were decisions.
-    events: [u64; 2],
-    decisions: [u64; 2],
-}
-
-impl ArrivalCenter {
-    /// A contact that some idle agent qualifies for: that agent's queue, and for 30 % of
-    /// contacts one of its other skills too.
-    fn arriving(&mut self) -> NewContact {
-        self.next_id += 1;
-        let skills = &self.idle_skills[self.rng.below(self.idle_skills.len() as u64) as usize];
-        let (queue, _) = skills[0];
-        let extra = (self.rng.below(10) < 3).then(|| {
-            let (skill, level) = skills[1 + self.rng.below(skills.len() as u64 - 1) as usize];
-            SkillReq {
-                skill,
-                min_level: 1 + self.rng.below(u64::from(level)) as u8,
-                optional: false,
-            }
-        });
-        NewContact {
-            id: ContactId(self.next_id),
-            channel: Channel::Voice,
-            queue: QueueId(queue.0),
-            skills: extra.into_iter().collect(),
-            priority: Priority(self.rng.below(3) as i32),
-            arrived_at: 0,
-            preferred_agent: None,
-            announce_position: false,
-        }
-    }
-}
-
-fn arrival_center(agents: usize, waiting: usize) -> ArrivalCenter {
-    let mut rng = Rng(0x5eed_0001);
-    let mut router = Router::new(plan());
-    let mut naive = NaiveRouter {
-        agents: Vec::new(),
-        waiting: Vec::new(),
-    };
-    let mut next_id = 0;
-    let mut idle_skills = Vec::new();
-    for i in 0..agents {
-        let idle = i % 2 == 0;
-        let skills = agent_skills(
-            &mut rng,
-            if idle {
-                0..QUEUES / 2
-            } else {
-                QUEUES / 2..QUEUES
-            },
-        );
-        let name = AgentId::new(format!("agent{i}"));
-        online(&mut router, 0, &name, skills.clone());
-        let mut na = naive_agent(&skills);
-        if idle {
-            idle_skills.push(skills);
-        } else {
-            router
-                .handle(
-                    0,
-                    Event::AgentPresence {
-                        agent: name.clone(),
-                        presence: Presence::Away {
-                            reason: "busy".into(),
-                        },
-                    },
-                )
-                .expect("known agent");
-            na.busy = true;
-        }
-        naive.agents.push(na);
-    }
-    router.drain_actions().for_each(drop);
-    for _ in 0..waiting {
-        next_id += 1;
-        let c = contact(&mut rng, next_id, QUEUES / 2..QUEUES, 0);
-        naive.waiting.push(naive_contact(&c));
-        router
-            .handle(0, Event::ContactQueued(c))
-            .expect("valid contact");
-    }
-    router.drain_actions().for_each(drop);
-    ArrivalCenter {
-        router,
-        naive,
-        rng,
-        next_id,
-        idle_skills,
-        events: [0; 2],
-        decisions: [0; 2],
-    }
-}
-
 /// Runs `iters` decisions in batches of at most [`BATCH`]; `round(n)` runs one batch of `n` and
 /// returns the time of its timed part.
 fn in_batches(iters: u64, mut round: impl FnMut(usize) -> Duration) -> Duration {
@@ -366,10 +262,118 @@ fn decision_group<'a>(
     group
 }
 
-/// `ROUTER_BENCH=arrival` (or `agent_free`, `position_tick`, `memory`) runs one group only,
-/// skipping the others' setup, which dominates a profile otherwise.
+/// `ROUTER_BENCH=arrival` (or `agent_free`, `position_tick`, `memory`, comma-separated) runs
+/// those groups only, skipping the others' setup, which would dominate a profile.
 fn wanted(group: &str) -> bool {
     std::env::var("ROUTER_BENCH").map_or(true, |only| only.split(',').any(|g| g == group))
+}
+
+/// A simulated contact center shared by the two routers of one scenario: agents' skills, a
+/// virtual clock that moves 1 ms per event (as it would at a thousand events a second), and
+/// counts of timed events and the offers they produced (to show every event was a decision).
+struct Center {
+    router: Router,
+    naive: NaiveRouter,
+    rng: Rng,
+    now: Millis,
+    next_id: u64,
+    skills: Vec<Vec<(SkillId, u8)>>,
+    events: [u64; 2],
+    decisions: [u64; 2],
+}
+
+impl Center {
+    fn new(seed: u64) -> Self {
+        Center {
+            router: Router::new(plan()),
+            naive: NaiveRouter {
+                agents: Vec::new(),
+                waiting: Vec::new(),
+            },
+            rng: Rng(seed),
+            now: 0,
+            next_id: 0,
+            skills: Vec::new(),
+            events: [0; 2],
+            decisions: [0; 2],
+        }
+    }
+
+    fn tick(&mut self) -> Millis {
+        self.now += 1;
+        self.now
+    }
+
+    /// Logs an agent into both routers.
+    fn hire(&mut self, skills: Vec<(SkillId, u8)>) -> usize {
+        let i = self.skills.len();
+        let now = self.tick();
+        online(&mut self.router, now, &agent_name(i), skills.clone());
+        self.naive.agents.push(naive_agent(&skills));
+        self.skills.push(skills);
+        i
+    }
+
+    /// A new contact servable by agent `i`.
+    fn contact_for(&mut self, i: usize) -> NewContact {
+        self.next_id += 1;
+        contact_for(&mut self.rng, self.next_id, &self.skills[i], self.now)
+    }
+
+    fn handle(&mut self, event: Event) {
+        let now = self.tick();
+        self.router
+            .handle(now, event)
+            .expect("the bench sends valid events");
+    }
+
+    fn report(&self, scenario: &str, label: &str) {
+        println!(
+            "{scenario} {label}: router made {} offers in {} timed events, naive {} in {}",
+            self.decisions[0], self.events[0], self.decisions[1], self.events[1]
+        );
+    }
+}
+
+fn agent_name(i: usize) -> AgentId {
+    AgentId::new(format!("agent{i}"))
+}
+
+// ----- scenario (a): a contact arrives while agents are idle --------------------------------
+
+/// Half the agents serve queues 0-24 and sit idle; the other half serve queues 25-49 and are
+/// away, with `waiting` contacts backed up in those queues.
+fn arrival_center(agents: usize, waiting: usize) -> (Center, Vec<usize>) {
+    let mut center = Center::new(0x5eed_0001);
+    let mut idle = Vec::new();
+    for i in 0..agents {
+        let serves = if i % 2 == 0 {
+            0..QUEUES / 2
+        } else {
+            QUEUES / 2..QUEUES
+        };
+        let skills = agent_skills(&mut center.rng, serves);
+        let a = center.hire(skills);
+        if i % 2 == 0 {
+            idle.push(a);
+        } else {
+            center.handle(Event::AgentPresence {
+                agent: agent_name(a),
+                presence: Presence::Away {
+                    reason: "training".into(),
+                },
+            });
+            center.naive.agents[a].busy = true;
+        }
+    }
+    for k in 0..waiting {
+        let away = 2 * (k % (agents / 2)) + 1;
+        let c = center.contact_for(away);
+        center.naive.waiting.push(naive_contact(&c));
+        center.handle(Event::ContactQueued(c));
+    }
+    center.router.drain_actions().for_each(drop);
+    (center, idle)
 }
 
 fn bench_arrival(c: &mut Criterion) {
@@ -379,35 +383,34 @@ fn bench_arrival(c: &mut Criterion) {
     let mut group = decision_group(c, "arrival");
     for (agents, waiting) in SIZES {
         let label = format!("{agents}_agents/{waiting}_waiting");
-        let mut center = arrival_center(agents, waiting);
+        let (mut center, idle) = arrival_center(agents, waiting);
+        let arriving = |center: &mut Center| {
+            let i = idle[center.rng.below(idle.len() as u64) as usize];
+            center.contact_for(i)
+        };
         group.bench_function(BenchmarkId::new("router", &label), |b| {
             b.iter_custom(|iters| {
                 in_batches(iters, |n| {
-                    let batch: Vec<NewContact> = (0..n).map(|_| center.arriving()).collect();
+                    let batch: Vec<NewContact> = (0..n).map(|_| arriving(&mut center)).collect();
                     let start = Instant::now();
                     for contact in batch {
+                        center.now += 1;
                         center
                             .router
-                            .handle(0, Event::ContactQueued(contact))
+                            .handle(center.now, Event::ContactQueued(contact))
                             .expect("valid");
                     }
                     let timed = start.elapsed();
                     // Untimed: answer and finish the offered contacts, freeing the agents (a
-                    // freed agent may be offered a rare arrival that found nobody: finish
-                    // those too, until every idle agent is idle again).
+                    // freed agent may be offered a rare arrival that found every qualified
+                    // agent taken: finish those too, until everyone is idle again).
                     let mut offered = offers(&mut center.router);
                     center.events[0] += n as u64;
                     center.decisions[0] += offered.len() as u64;
                     while !offered.is_empty() {
                         for (contact, agent) in offered {
-                            center
-                                .router
-                                .handle(0, Event::OfferAccepted { contact, agent })
-                                .expect("offered");
-                            center
-                                .router
-                                .handle(0, Event::ContactCompleted { contact })
-                                .expect("assigned");
+                            center.handle(Event::OfferAccepted { contact, agent });
+                            center.handle(Event::ContactCompleted { contact });
                         }
                         offered = offers(&mut center.router);
                     }
@@ -418,12 +421,14 @@ fn bench_arrival(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("naive", &label), |b| {
             b.iter_custom(|iters| {
                 in_batches(iters, |n| {
-                    let batch: Vec<NaiveContact> =
-                        (0..n).map(|_| naive_contact(&center.arriving())).collect();
+                    let batch: Vec<NaiveContact> = (0..n)
+                        .map(|_| naive_contact(&arriving(&mut center)))
+                        .collect();
                     let mut served = Vec::with_capacity(n);
                     let start = Instant::now();
                     for contact in batch {
-                        served.push(center.naive.arrive(contact, 0));
+                        center.now += 1;
+                        served.push(center.naive.arrive(contact, center.now));
                     }
                     let timed = start.elapsed();
                     center.events[1] += n as u64;
@@ -436,82 +441,55 @@ fn bench_arrival(c: &mut Criterion) {
                 })
             });
         });
-        println!(
-            "arrival {label}: router made {} offers in {} timed arrivals, naive {} in {}",
-            center.decisions[0], center.events[0], center.decisions[1], center.events[1]
-        );
+        center.report("arrival", &label);
     }
     group.finish();
 }
 
 // ----- scenario (b): an agent frees up with a deep queue ------------------------------------
 
-/// Every agent busy on a call; `waiting` contacts queued across all queues.
-struct BusyCenter {
-    router: Router,
-    naive: NaiveRouter,
-    rng: Rng,
-    next_id: u64,
-    /// (contact, agent) pairs currently assigned.
-    assigned: Vec<(ContactId, AgentId)>,
-    naive_busy: Vec<usize>,
-    /// (timed events, offers made) per router, to report that the events were decisions.
-    events: [u64; 2],
-    decisions: [u64; 2],
-}
-
-fn busy_center(agents: usize, waiting: usize) -> BusyCenter {
-    let mut rng = Rng(0x5eed_0002);
-    let mut router = Router::new(plan());
-    let mut naive = NaiveRouter {
-        agents: Vec::new(),
-        waiting: Vec::new(),
-    };
-    let mut next_id = 0;
-    // The backlog first, so that agents logging in are immediately busy with its head.
-    for _ in 0..waiting + agents {
-        next_id += 1;
-        let c = contact(&mut rng, next_id, 0..QUEUES, 0);
-        naive.waiting.push(naive_contact(&c));
-        router
-            .handle(0, Event::ContactQueued(c))
-            .expect("valid contact");
+/// Every agent busy on a call, `waiting` contacts queued behind them, each servable by some
+/// agent. Returns the center and the (contact, agent index) pairs assigned.
+fn busy_center(agents: usize, waiting: usize) -> (Center, Vec<(ContactId, usize)>) {
+    let mut center = Center::new(0x5eed_0002);
+    for _ in 0..agents {
+        let skills = agent_skills(&mut center.rng, 0..QUEUES);
+        center.hire(skills);
+        center.handle(Event::AgentPresence {
+            agent: agent_name(center.skills.len() - 1),
+            presence: Presence::Away {
+                reason: "login".into(),
+            },
+        });
+    }
+    // Each agent's own first contact, then the backlog drawn from random agents' skills.
+    for i in 0..agents {
+        let c = center.contact_for(i);
+        center.naive.waiting.push(naive_contact(&c));
+        center.handle(Event::ContactQueued(c));
+    }
+    for _ in 0..waiting {
+        let i = center.rng.below(agents as u64) as usize;
+        let c = center.contact_for(i);
+        center.naive.waiting.push(naive_contact(&c));
+        center.handle(Event::ContactQueued(c));
     }
     let mut assigned = Vec::new();
-    let mut naive_busy = Vec::new();
     for i in 0..agents {
-        let skills = agent_skills(&mut rng, 0..QUEUES);
-        let name = AgentId::new(format!("agent{i}"));
-        online(&mut router, 0, &name, skills.clone());
-        naive.agents.push(naive_agent(&skills));
-        if naive.free(i).is_some() {
-            naive.agents[i].busy = true;
-            naive_busy.push(i);
+        if center.naive.free(i).is_some() {
+            center.naive.agents[i].busy = true;
         }
-        for (contact, agent) in offers(&mut router) {
-            router
-                .handle(
-                    0,
-                    Event::OfferAccepted {
-                        contact,
-                        agent: agent.clone(),
-                    },
-                )
-                .expect("offered");
-            assigned.push((contact, agent));
+        center.handle(Event::AgentPresence {
+            agent: agent_name(i),
+            presence: Presence::Available,
+        });
+        for (contact, agent) in offers(&mut center.router) {
+            center.handle(Event::OfferAccepted { contact, agent });
+            assigned.push((contact, i));
         }
     }
-    router.drain_actions().for_each(drop);
-    BusyCenter {
-        router,
-        naive,
-        rng,
-        next_id,
-        assigned,
-        naive_busy,
-        events: [0; 2],
-        decisions: [0; 2],
-    }
+    center.router.drain_actions().for_each(drop);
+    (center, assigned)
 }
 
 fn bench_agent_free(c: &mut Criterion) {
@@ -521,61 +499,54 @@ fn bench_agent_free(c: &mut Criterion) {
     let mut group = decision_group(c, "agent_free");
     for (agents, waiting) in SIZES {
         let label = format!("{agents}_agents/{waiting}_waiting");
-        let mut center = busy_center(agents, waiting);
-        assert!(center.assigned.len() > agents / 2, "most agents start busy");
+        let (mut center, mut assigned) = busy_center(agents, waiting);
+        assert!(assigned.len() > agents * 9 / 10, "agents start busy");
         group.bench_function(BenchmarkId::new("router", &label), |b| {
             b.iter_custom(|iters| {
                 in_batches(iters, |n| {
-                    let finishing: Vec<(ContactId, AgentId)> = (0..n)
+                    let finishing: Vec<(ContactId, usize)> = (0..n)
                         .map(|_| {
-                            let i = center.rng.below(center.assigned.len() as u64) as usize;
-                            center.assigned.swap_remove(i)
+                            assigned.swap_remove(center.rng.below(assigned.len() as u64) as usize)
                         })
                         .collect();
-                    let queues: Vec<u16> = finishing
-                        .iter()
-                        .map(|(c, _)| center.router.contact(*c).expect("assigned").queue.0)
-                        .collect();
                     let start = Instant::now();
-                    for (contact, _) in &finishing {
-                        let done = Event::ContactCompleted { contact: *contact };
-                        center.router.handle(0, done).expect("assigned");
+                    for &(contact, _) in &finishing {
+                        center.now += 1;
+                        center
+                            .router
+                            .handle(center.now, Event::ContactCompleted { contact })
+                            .expect("assigned");
                     }
                     let timed = start.elapsed();
-                    // Untimed: the agents accept their next contact, and each queue is topped
-                    // back up by the contacts it lost, so its depth stays as built.
+                    // Untimed: each freed agent's work is replaced by a new contact it could
+                    // serve, so the backlog keeps its depth, and the offers are accepted.
                     let offered = offers(&mut center.router);
                     center.events[0] += n as u64;
                     center.decisions[0] += offered.len() as u64;
-                    for &q in &queues {
-                        center.next_id += 1;
-                        let c = contact(&mut center.rng, center.next_id, q..q + 1, 0);
-                        center
-                            .router
-                            .handle(0, Event::ContactQueued(c))
-                            .expect("valid");
+                    for &(_, i) in &finishing {
+                        let c = center.contact_for(i);
+                        center.handle(Event::ContactQueued(c));
                     }
                     let topped_up = offers(&mut center.router);
                     for (contact, agent) in offered.into_iter().chain(topped_up) {
-                        let accept = Event::OfferAccepted {
-                            contact,
-                            agent: agent.clone(),
-                        };
-                        center.router.handle(0, accept).expect("offered");
-                        center.assigned.push((contact, agent));
+                        let i: usize = agent.as_str()["agent".len()..]
+                            .parse()
+                            .expect("bench agent name");
+                        center.handle(Event::OfferAccepted { contact, agent });
+                        assigned.push((contact, i));
                     }
                     timed
                 })
             });
         });
+        let busy: Vec<usize> = (0..agents)
+            .filter(|&i| center.naive.agents[i].busy)
+            .collect();
         group.bench_function(BenchmarkId::new("naive", &label), |b| {
             b.iter_custom(|iters| {
                 in_batches(iters, |n| {
                     let freeing: Vec<usize> = (0..n)
-                        .map(|_| {
-                            center.naive_busy
-                                [center.rng.below(center.naive_busy.len() as u64) as usize]
-                        })
+                        .map(|_| busy[center.rng.below(busy.len() as u64) as usize])
                         .collect();
                     let mut served = Vec::with_capacity(n);
                     let start = Instant::now();
@@ -583,27 +554,20 @@ fn bench_agent_free(c: &mut Criterion) {
                         served.push(center.naive.free(agent));
                     }
                     let timed = start.elapsed();
-                    // Untimed: every freed agent is busy again, and each queue gets back the
-                    // contact it lost.
+                    // Untimed: every freed agent is busy again, and the backlog gets a new
+                    // contact each freed agent could serve.
                     center.events[1] += n as u64;
+                    center.decisions[1] += served.iter().flatten().count() as u64;
                     for &agent in &freeing {
                         center.naive.agents[agent].busy = true;
-                    }
-                    for taken in served.into_iter().flatten() {
-                        center.decisions[1] += 1;
-                        let q = taken.needs[0].0;
-                        center.next_id += 1;
-                        let c = contact(&mut center.rng, center.next_id, q..q + 1, 0);
+                        let c = center.contact_for(agent);
                         center.naive.waiting.push(naive_contact(&c));
                     }
                     timed
                 })
             });
         });
-        println!(
-            "agent_free {label}: router made {} offers in {} timed frees, naive {} in {}",
-            center.decisions[0], center.events[0], center.decisions[1], center.events[1]
-        );
+        center.report("agent_free", &label);
     }
     group.finish();
 }
@@ -680,32 +644,26 @@ fn report_memory(_c: &mut Criterion) {
     if !wanted("memory") {
         return;
     }
-    let mut rng = Rng(0x5eed_0003);
-    let mut router = Router::new(plan());
+    let mut center = Center::new(0x5eed_0003);
     for i in 0..10_000 {
-        let name = AgentId::new(format!("agent{i}"));
-        online(&mut router, 0, &name, agent_skills(&mut rng, 0..QUEUES));
-        router
-            .handle(
-                0,
-                Event::AgentPresence {
-                    agent: name,
-                    presence: Presence::Away {
-                        reason: "meeting".into(),
-                    },
-                },
-            )
-            .expect("known");
+        let skills = agent_skills(&mut center.rng, 0..QUEUES);
+        center.hire(skills);
+        center.handle(Event::AgentPresence {
+            agent: agent_name(i),
+            presence: Presence::Away {
+                reason: "meeting".into(),
+            },
+        });
     }
-    router.drain_actions().for_each(drop);
+    center.router.drain_actions().for_each(drop);
     let contacts: Vec<NewContact> = (0..100_000)
-        .map(|i| contact(&mut rng, i + 1, 0..QUEUES, 0))
+        .map(|k| center.contact_for(k % 10_000))
         .collect();
     let region = Region::new(GLOBAL);
     for c in contacts {
-        router.handle(0, Event::ContactQueued(c)).expect("valid");
+        center.handle(Event::ContactQueued(c));
     }
-    router.drain_actions().for_each(drop);
+    center.router.drain_actions().for_each(drop);
     let change = region.change();
     let net = change.bytes_allocated as i64 - change.bytes_deallocated as i64
         + change.bytes_reallocated as i64;
@@ -714,7 +672,7 @@ fn report_memory(_c: &mut Criterion) {
         net / 100_000,
         net
     );
-    black_box(&router);
+    black_box(&center.router);
 }
 
 criterion_group!(

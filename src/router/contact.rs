@@ -54,12 +54,13 @@ pub(crate) struct SlaClock {
 
 impl SlaClock {
     pub fn new(policy_queue: QueueId, policy: &SlaPolicy, arrived_at: Millis) -> Self {
-        let warn = |target: Millis| arrived_at + (target as f64 * policy.warn_at) as Millis;
+        let warn =
+            |target: Millis| arrived_at.saturating_add((target as f64 * policy.warn_at) as Millis);
         SlaClock {
             policy_queue,
-            first_response_due: arrived_at + policy.first_response,
+            first_response_due: arrived_at.saturating_add(policy.first_response),
             first_response_warn: warn(policy.first_response),
-            resolution_due: policy.resolution.map(|r| arrived_at + r),
+            resolution_due: policy.resolution.map(|r| arrived_at.saturating_add(r)),
             resolution_warn: policy.resolution.map(warn),
             responded: false,
             first_response_warned: false,
@@ -69,6 +70,13 @@ impl SlaClock {
             next_at: None,
         }
     }
+}
+
+/// An agent that must not be offered a contact (again), for good or until a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub agent: AgentIdx,
+    pub until: Option<Millis>,
 }
 
 /// One contact inside the router.
@@ -95,8 +103,9 @@ pub(crate) struct Contact {
     pub announce_position: bool,
     /// Preferred agent and the time after which anyone qualified may take the contact.
     pub preferred: Option<(AgentIdx, Millis)>,
-    /// Agents that rejected or missed an offer of this contact; never offered to them again.
-    pub excluded: Vec<AgentIdx>,
+    /// Agents that refused an offer of this contact: a reject is for good, a missed offer only
+    /// until `until` (so a lone agent who missed it once gets it again rather than stranding it).
+    pub excluded: Vec<Refusal>,
     /// Index of the next escalation step of the current queue.
     pub next_step: usize,
     pub next_step_at: Option<Millis>,
@@ -111,6 +120,13 @@ pub(crate) struct Contact {
 }
 
 impl Contact {
+    /// True when `agent` refused this contact and the refusal still holds at `now`.
+    pub fn refused_by(&self, agent: AgentIdx, now: Millis) -> bool {
+        self.excluded
+            .iter()
+            .any(|r| r.agent == agent && r.until.is_none_or(|until| until > now))
+    }
+
     /// The contact's place in line at its current priority.
     pub fn place(&self) -> Place {
         Place {

@@ -24,8 +24,10 @@
 //!
 //! # Decisions a reader may look for
 //!
-//! - Reject and expiry both exclude the agent for that contact; the contact keeps its place.
-//!   A contact every qualified agent has refused waits for an escalation step to widen the net.
+//! - A reject excludes the agent for that contact for good; a missed (expired) offer excludes it
+//!   for one more offer timeout, so others get the next chance but a lone agent on a night
+//!   shift gets the contact again. Either way the contact keeps its place in line. A contact
+//!   every qualified agent has rejected waits for an escalation step to widen the net.
 //! - Position in line is the position within the contact's routing class, the contacts that
 //!   compete for the same agents.
 //! - A queue's service level counts the wait from entering the queue, and counts a contact's first
@@ -58,7 +60,7 @@ pub use plan::{BreachActions, EscalationStep, QueuePlan, RoutingPlan, Selection,
 pub use stats::{QueueCounters, QueueSnapshot};
 
 use agent::{Agent, WrapUp, remove_item};
-use contact::{Contact, LineRef, SlaClock, Whereabouts};
+use contact::{Contact, LineRef, Refusal, SlaClock, Whereabouts};
 use line::{Line, Place};
 
 pub(crate) type ClassIdx = u32;
@@ -378,7 +380,7 @@ struct Class {
 struct ReadyEntry {
     key: (u64, u64),
     agent: AgentIdx,
-    epoch: u32,
+    epoch: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -389,6 +391,8 @@ enum Due {
     /// that finish early leave little behind in the timer heap).
     Sla(ContactId),
     PreferredTimeout(ContactId),
+    /// A missed-offer exclusion of the contact ends.
+    RefusalLapse(ContactId),
     WrapUpEnd(AgentIdx, ContactId),
     PositionTick,
 }
@@ -619,9 +623,11 @@ impl Router {
         let queue = self.plan.queue(nc.queue);
         let requirement = requirement_for(queue, &nc.skills);
         let priority = nc.priority.raised_by(queue.priority);
-        let sla = SlaClock::new(nc.queue, &queue.sla, nc.arrived_at);
+        let sla = SlaClock::new(nc.queue, &queue.sla, nc.arrived_at.min(self.now));
         let preferred_timeout = queue.preferred_agent_timeout;
-        let entered = nc.arrived_at.min(self.now);
+        // An arrival "in the future" (a sender's clock ahead of ours) counts as now.
+        let arrived_at = nc.arrived_at.min(self.now);
+        let entered = arrived_at;
         let class = self.class_for(nc.queue, nc.channel, requirement);
         let preferred = nc
             .preferred_agent
@@ -636,7 +642,7 @@ impl Router {
             base_priority: nc.priority,
             boost: 0,
             priority,
-            arrived_at: nc.arrived_at,
+            arrived_at,
             queue_entered_at: entered,
             whereabouts: Whereabouts::Detached,
             announce_position: nc.announce_position,
@@ -739,7 +745,7 @@ impl Router {
                 let c = self.contacts.get_mut(&id).expect("checked above");
                 c.preferred = Some((a, until));
                 // An explicit transfer overrides an earlier refusal.
-                remove_item(&mut c.excluded, &a);
+                c.excluded.retain(|r| r.agent != a);
                 self.schedule(until, Due::PreferredTimeout(id));
             }
         }
@@ -826,7 +832,7 @@ impl Router {
             if until > self.now {
                 let agent = &self.agents[a as usize];
                 if !agent.known || self.qualifies(a, class) {
-                    if !c.excluded.contains(&a)
+                    if !c.refused_by(a, self.now)
                         && !agent.awaiting_fill
                         && agent.can_take(channel, self.voice_blocks())
                     {
@@ -834,7 +840,7 @@ impl Router {
                         self.refresh_ready(a);
                         return;
                     }
-                    if !c.excluded.contains(&a) {
+                    if !c.refused_by(a, self.now) {
                         self.wait_in(id, LineRef::Preferred(a));
                         return;
                     }
@@ -878,7 +884,8 @@ impl Router {
     /// Pops the best ready agent of a class that has not refused the contact. Valid entries
     /// skipped because of a refusal go back on the heap.
     fn pop_ready_agent(&mut self, class: ClassIdx, id: ContactId) -> Option<AgentIdx> {
-        let excluded = &self.contacts[&id].excluded;
+        let contact = &self.contacts[&id];
+        let now = self.now;
         let heap = &mut self.classes[class as usize].ready;
         let mut skipped = std::mem::take(&mut self.scratch);
         let found = loop {
@@ -888,7 +895,7 @@ impl Router {
             if self.agents[entry.agent as usize].epoch != entry.epoch {
                 continue;
             }
-            if excluded.contains(&entry.agent) {
+            if contact.refused_by(entry.agent, now) {
                 skipped.push(entry);
                 continue;
             }
@@ -973,7 +980,7 @@ impl Router {
 
     fn offer_rejected(&mut self, id: ContactId, name: AgentId) -> Result<(), RouterError> {
         let a = self.offered_to(id, &name)?;
-        self.refuse(id, a);
+        self.refuse(id, a, None);
         let queue = self.contacts[&id].queue;
         self.counters[usize::from(queue.0)].offers_rejected += 1;
         self.place(id);
@@ -981,16 +988,22 @@ impl Router {
         Ok(())
     }
 
-    /// Takes an offer back from an agent that refused it (reject or expiry) and excludes the
-    /// agent for this contact. Leaves the contact detached.
-    fn refuse(&mut self, id: ContactId, a: AgentIdx) {
+    /// Takes an offer back from an agent that refused it and excludes the agent for this
+    /// contact: for good after a reject, until `until` after a missed offer. Leaves the contact
+    /// detached.
+    fn refuse(&mut self, id: ContactId, a: AgentIdx, until: Option<Millis>) {
         let c = self.contacts.get_mut(&id).expect("present");
         c.whereabouts = Whereabouts::Detached;
-        c.excluded.push(a);
+        c.excluded.retain(|r| r.agent != a);
+        c.excluded.push(Refusal { agent: a, until });
         let channel = c.channel;
         let agent = &mut self.agents[a as usize];
         remove_item(&mut agent.offers, &id);
         agent.free_slot(channel);
+        agent.await_fill();
+        if let Some(at) = until {
+            self.schedule(at, Due::RefusalLapse(id));
+        }
     }
 
     fn offered_to(&self, id: ContactId, name: &AgentId) -> Result<AgentIdx, RouterError> {
@@ -1025,6 +1038,8 @@ impl Router {
         c.priority = c.base_priority.raised_by(queue_priority).raised_by(c.boost);
         c.next_step = 0;
         c.next_step_at = None;
+        // Steps pending from the old queue do not carry over to the new one.
+        c.step_pending = None;
         self.schedule_next_step(id);
     }
 
@@ -1461,7 +1476,7 @@ impl Router {
                 if best.is_some_and(|(b, _)| b < *place) {
                     break;
                 }
-                if place.has_exclusions && self.contacts[&place.contact].excluded.contains(&a) {
+                if place.has_exclusions && self.contacts[&place.contact].refused_by(a, self.now) {
                     continue;
                 }
                 best = Some((*place, LineRef::Class(ci)));
@@ -1475,7 +1490,7 @@ impl Router {
             let c = &self.contacts[&place.contact];
             if agent.can_take(c.channel, voice_blocks)
                 && self.qualifies(a, c.class)
-                && !c.excluded.contains(&a)
+                && !c.refused_by(a, self.now)
             {
                 best = Some((*place, LineRef::Preferred(a)));
                 break;
@@ -1639,6 +1654,9 @@ impl Router {
                 .wrap_ups
                 .iter()
                 .any(|w| w.contact == id && w.until == t.at),
+            Due::RefusalLapse(id) => {
+                contact(&id).is_some_and(|c| c.excluded.iter().any(|r| r.until == Some(t.at)))
+            }
             Due::PositionTick => self.position_tick_at == Some(t.at),
         }
     }
@@ -1679,6 +1697,17 @@ impl Router {
                     self.fill(a);
                 }
             }
+            Due::RefusalLapse(id) => {
+                let now = self.now;
+                let c = self.contacts.get_mut(&id).expect("live");
+                c.excluded
+                    .retain(|r| r.until.is_none_or(|until| until > now));
+                // A waiting contact may now go to the agent whose exclusion ended.
+                if let Whereabouts::Waiting { .. } = c.whereabouts {
+                    self.detach(id, RevokeReason::ContactLeft, false);
+                    self.place(id);
+                }
+            }
             Due::PositionTick => {
                 self.position_tick_at = None;
                 self.announce_positions();
@@ -1690,8 +1719,11 @@ impl Router {
         let Whereabouts::Offered { agent: a, .. } = self.contacts[&id].whereabouts else {
             return;
         };
-        self.refuse(id, a);
+        // The agent missed it: others get the next chance, this agent again one offer timeout
+        // later (if it has not been put away by then).
         let queue = self.contacts[&id].queue;
+        let lapse = self.now + self.plan.queue(queue).offer_timeout;
+        self.refuse(id, a, Some(lapse));
         self.counters[usize::from(queue.0)].offers_expired += 1;
         let agent = &mut self.agents[a as usize];
         agent.missed_in_row += 1;
@@ -1828,7 +1860,12 @@ impl Router {
             responded: c.sla.responded,
             resolution_due: c.sla.resolution_due,
             preferred_agent: c.preferred.map(|(a, until)| (name(a), until)),
-            excluded_agents: c.excluded.iter().map(|&a| name(a)).collect(),
+            excluded_agents: c
+                .excluded
+                .iter()
+                .filter(|r| r.until.is_none_or(|until| until > self.now))
+                .map(|r| name(r.agent))
+                .collect(),
         })
     }
 
@@ -2032,7 +2069,7 @@ impl Router {
         !held_for_other
             && self.agents[a as usize].can_take(c.channel, self.voice_blocks())
             && self.qualifies(a, c.class)
-            && !c.excluded.contains(&a)
+            && !c.refused_by(a, self.now)
     }
 }
 

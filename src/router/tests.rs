@@ -1195,3 +1195,23 @@ fn stale_timers_are_swept_in_bulk_not_on_every_event() {
         "at most one SLA and one step timer per contact"
     );
 }
+
+#[test]
+fn a_lone_agent_who_missed_an_offer_gets_it_again_one_offer_timeout_later() {
+    let mut desk = Desk::new(plan());
+    desk.login("alice", &[(ENGLISH, 5)], VOICE_ONLY);
+    desk.contact(1, SUPPORT, Channel::Voice);
+    let missed = desk.at(20_000);
+    assert!(offers(&missed).is_empty(), "nobody else can take it yet");
+    assert_eq!(offers(&desk.at(40_000)), offer(1, "alice"));
+}
+
+#[test]
+fn a_reject_is_for_good_even_for_a_lone_agent() {
+    let mut desk = Desk::new(plan());
+    desk.login("alice", &[(ENGLISH, 5)], VOICE_ONLY);
+    desk.contact(1, SUPPORT, Channel::Voice);
+    desk.reject(1, "alice");
+    assert!(offers(&desk.at(3_600_000)).is_empty());
+    assert_eq!(desk.status(1), ContactStatus::Waiting);
+}
