@@ -49,6 +49,11 @@ impl Line {
         at_back
     }
 
+    /// The contact to be served next, if any.
+    pub fn head(&self) -> Option<Place> {
+        self.places.first().copied()
+    }
+
     /// Removes a place; returns whether it was there.
     pub fn remove(&mut self, place: &Place) -> bool {
         let removed = self.places.remove(place);

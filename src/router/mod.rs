@@ -412,6 +412,9 @@ pub struct Router {
     agents: Vec<Agent>,
     agent_index: FxHashMap<AgentId, AgentIdx>,
     classes: Vec<Class>,
+    /// Each class's channel and head of line, kept apart from the classes themselves so that an
+    /// agent becoming free reads one small entry per class it serves (the hot loop of routing).
+    class_heads: Vec<(Channel, Option<Place>)>,
     class_index: FxHashMap<(QueueId, Channel, Requirement), ClassIdx>,
     /// For each skill, the agents having it: finds qualified agents for a new class without
     /// scanning everyone.
@@ -529,6 +532,7 @@ impl Router {
             agents: Vec::new(),
             agent_index: FxHashMap::default(),
             classes: Vec::new(),
+            class_heads: Vec::new(),
             class_index: FxHashMap::default(),
             skill_agents: vec![Vec::new(); skills],
             skill_classes: vec![Vec::new(); skills],
@@ -776,6 +780,7 @@ impl Router {
             Whereabouts::Detached => None,
             Whereabouts::Waiting { place, line } => {
                 self.line_mut(line).remove(&place);
+                self.sync_head(line);
                 self.mark_dirty(line);
                 None
             }
@@ -865,6 +870,7 @@ impl Router {
         let at_back = l.insert(place);
         let position = l.len();
         let estimate = l.estimated_wait(position, now);
+        self.sync_head(line);
         let c = self.contacts.get_mut(&id).expect("present");
         c.whereabouts = Whereabouts::Waiting { place, line };
         if at_back {
@@ -1450,6 +1456,8 @@ impl Router {
             let now = self.now;
             let l = self.line_mut(line);
             l.remove(&place);
+            self.sync_head(line);
+            let l = self.line_mut(line);
             l.record_departure(now);
             self.mark_dirty(line);
             self.contacts
@@ -1468,11 +1476,17 @@ impl Router {
         let voice_blocks = self.voice_blocks();
         let mut best: Option<(Place, LineRef)> = None;
         for &ci in &agent.classes {
-            let class = &self.classes[ci as usize];
-            if !agent.can_take(class.channel, voice_blocks) {
+            let (channel, head) = self.class_heads[ci as usize];
+            let Some(head) = head else { continue };
+            if best.is_some_and(|(b, _)| b < head) || !agent.can_take(channel, voice_blocks) {
                 continue;
             }
-            for place in class.line.iter() {
+            if !head.has_exclusions || !self.contacts[&head.contact].refused_by(a, self.now) {
+                best = Some((head, LineRef::Class(ci)));
+                continue;
+            }
+            // The head refused this agent: walk on to the first contact it may take.
+            for place in self.classes[ci as usize].line.iter().skip(1) {
                 if best.is_some_and(|(b, _)| b < *place) {
                     break;
                 }
@@ -1511,7 +1525,10 @@ impl Router {
         } = self;
         let agent = &mut agents[a as usize];
         agent.epoch = agent.epoch.wrapping_add(1);
-        if agent.presence != Presence::Available || agent.awaiting_fill {
+        if agent.presence != Presence::Available
+            || agent.awaiting_fill
+            || !agent.can_take_any(voice_blocks)
+        {
             return;
         }
         let agent = &agents[a as usize];
@@ -1562,6 +1579,7 @@ impl Router {
             .iter()
             .map(|r| usize::from(r.skill.0))
             .min_by_key(|&s| self.skill_agents[s].len());
+        self.class_heads.push((channel, None));
         self.classes.push(Class {
             queue,
             channel,
@@ -1748,6 +1766,13 @@ impl Router {
     }
 
     // ----- positions ------------------------------------------------------------------------
+
+    /// Refreshes the cached head of a class line after it changed.
+    fn sync_head(&mut self, line: LineRef) {
+        if let LineRef::Class(ci) = line {
+            self.class_heads[ci as usize].1 = self.classes[ci as usize].line.head();
+        }
+    }
 
     fn line_mut(&mut self, line: LineRef) -> &mut Line {
         match line {
@@ -1963,6 +1988,11 @@ impl Router {
     /// loads match what they hold, offered and assigned contacts meet their requirement. For
     /// tests; returns the first inconsistency found.
     pub fn audit(&self) -> Result<(), String> {
+        for (i, class) in self.classes.iter().enumerate() {
+            if self.class_heads[i] != (class.channel, class.line.head()) {
+                return Err(format!("class {i} head cache is stale"));
+            }
+        }
         let mut in_lines = std::collections::HashSet::new();
         let lines = self
             .classes
