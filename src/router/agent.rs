@@ -40,7 +40,7 @@ pub(crate) struct Agent {
     pub idle_since: Millis,
     /// Bumped on every change that affects readiness or selection keys, which makes every
     /// older entry in the classes' ready heaps stale.
-    pub epoch: u64,
+    pub epoch: u32,
     /// Routing classes whose requirement this agent meets.
     pub classes: Vec<ClassIdx>,
     pub offers: Vec<ContactId>,

@@ -378,9 +378,13 @@ struct Class {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct ReadyEntry {
-    key: (u64, u64),
+    /// Selection key: smaller is picked first (see `ready_key`).
+    key: u64,
     agent: AgentIdx,
-    epoch: u64,
+    /// The agent's epoch when pushed. 32 bits keep entries at 16 bytes; a popped entry is also
+    /// checked against the agent's state, so even a wrapped epoch cannot hand a contact to an
+    /// agent that cannot take it.
+    epoch: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -415,6 +419,8 @@ pub struct Router {
     /// Each class's channel and head of line, kept apart from the classes themselves so that an
     /// agent becoming free reads one small entry per class it serves (the hot loop of routing).
     class_heads: Vec<(Channel, Option<Place>)>,
+    /// Per queue and channel, the class of contacts that bring no skills of their own.
+    entry_classes: Vec<[Option<ClassIdx>; 6]>,
     class_index: FxHashMap<(QueueId, Channel, Requirement), ClassIdx>,
     /// For each skill, the agents having it: finds qualified agents for a new class without
     /// scanning everyone.
@@ -533,6 +539,7 @@ impl Router {
             agent_index: FxHashMap::default(),
             classes: Vec::new(),
             class_heads: Vec::new(),
+            entry_classes: vec![[None; 6]; queues],
             class_index: FxHashMap::default(),
             skill_agents: vec![Vec::new(); skills],
             skill_classes: vec![Vec::new(); skills],
@@ -625,14 +632,13 @@ impl Router {
             self.check_skill(req.skill, req.min_level)?;
         }
         let queue = self.plan.queue(nc.queue);
-        let requirement = requirement_for(queue, &nc.skills);
         let priority = nc.priority.raised_by(queue.priority);
         let sla = SlaClock::new(nc.queue, &queue.sla, nc.arrived_at.min(self.now));
         let preferred_timeout = queue.preferred_agent_timeout;
         // An arrival "in the future" (a sender's clock ahead of ours) counts as now.
         let arrived_at = nc.arrived_at.min(self.now);
         let entered = arrived_at;
-        let class = self.class_for(nc.queue, nc.channel, requirement);
+        let class = self.entry_class(nc.queue, nc.channel, &nc.skills);
         let preferred = nc
             .preferred_agent
             .map(|name| (self.agent_slot(&name), self.now + preferred_timeout));
@@ -892,13 +898,16 @@ impl Router {
     fn pop_ready_agent(&mut self, class: ClassIdx, id: ContactId) -> Option<AgentIdx> {
         let contact = &self.contacts[&id];
         let now = self.now;
+        let voice_blocks = self.voice_blocks();
+        let channel = self.classes[class as usize].channel;
         let heap = &mut self.classes[class as usize].ready;
         let mut skipped = std::mem::take(&mut self.scratch);
         let found = loop {
             let Some(Reverse(entry)) = heap.pop() else {
                 break None;
             };
-            if self.agents[entry.agent as usize].epoch != entry.epoch {
+            let agent = &self.agents[entry.agent as usize];
+            if agent.epoch != entry.epoch || !agent.can_take(channel, voice_blocks) {
                 continue;
             }
             if contact.refused_by(entry.agent, now) {
@@ -1030,12 +1039,11 @@ impl Router {
     /// Moves a detached contact into another queue: that queue's requirement plus the contact's
     /// own skills, its escalation steps from the start, its priority; the contact keeps its age.
     fn move_to_queue(&mut self, id: ContactId, queue: QueueId) {
-        let plan = self.plan.queue(queue);
         let c = &self.contacts[&id];
-        let requirement = requirement_for(plan, &c.own_skills);
         let channel = c.channel;
-        let queue_priority = plan.priority;
-        let class = self.class_for(queue, channel, requirement);
+        let own = c.own_skills.clone();
+        let class = self.entry_class(queue, channel, &own);
+        let queue_priority = self.plan.queue(queue).priority;
         let now = self.now;
         let c = self.contacts.get_mut(&id).expect("present");
         c.queue = queue;
@@ -1558,6 +1566,22 @@ impl Router {
             && (agent.profile.queues.is_empty() || agent.profile.queues.contains(&class.queue))
             && agent.profile.capacity.of(class.channel) > 0
             && class.requirement.is_met_by(&agent.profile.skills)
+    }
+
+    /// The class a contact enters a queue in: the queue's requirement plus its own skills.
+    /// Most contacts bring no skills of their own; their class comes from a per-queue cache
+    /// without building and hashing a requirement.
+    fn entry_class(&mut self, queue: QueueId, channel: Channel, own: &[SkillReq]) -> ClassIdx {
+        if own.is_empty()
+            && let Some(ci) = self.entry_classes[usize::from(queue.0)][channel.index()]
+        {
+            return ci;
+        }
+        let ci = self.class_for(queue, channel, requirement_for(self.plan.queue(queue), own));
+        if own.is_empty() {
+            self.entry_classes[usize::from(queue.0)][channel.index()] = Some(ci);
+        }
+        ci
     }
 
     /// The class for (queue, channel, requirement), created on first use together with its list
@@ -2103,15 +2127,22 @@ impl Router {
     }
 }
 
-/// An agent's place in a class's ready heap under the queue's selection policy (smaller first).
-fn ready_key(selection: Selection, requirement: &Requirement, agent: &Agent) -> (u64, u64) {
+/// An agent's place in a class's ready heap under the queue's selection policy, packed into one
+/// integer (smaller first): the idle-since time in the low bits breaks ties by longest idle.
+/// Idle times are milliseconds on the driver's epoch (Unix time fits in 41 bits), so 44 bits of
+/// them leave room for the occupancy (in millionths, 20 bits) or the skill score (16 bits).
+fn ready_key(selection: Selection, requirement: &Requirement, agent: &Agent) -> u64 {
+    const IDLE_44: u64 = (1 << 44) - 1;
+    const IDLE_48: u64 = (1 << 48) - 1;
     match selection {
-        Selection::LongestIdle => (agent.idle_since, 0),
-        Selection::MostSkilled => (
-            u64::MAX - u64::from(requirement.score(&agent.profile.skills)),
-            agent.idle_since,
-        ),
-        Selection::LeastOccupied => (agent.occupancy_ppm(), agent.idle_since),
+        Selection::LongestIdle => agent.idle_since,
+        Selection::MostSkilled => {
+            let score = u64::from(requirement.score(&agent.profile.skills)).min(0xFFFF);
+            ((0xFFFF - score) << 48) | (agent.idle_since & IDLE_48)
+        }
+        Selection::LeastOccupied => {
+            (agent.occupancy_ppm().min(0xF_FFFF) << 44) | (agent.idle_since & IDLE_44)
+        }
     }
 }
 
