@@ -20,5 +20,10 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod daemon;
+pub mod gateway;
+pub mod http;
+pub mod journal;
+pub mod metrics;
 pub mod model;
 pub mod router;

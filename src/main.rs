@@ -7,10 +7,15 @@
 //!   problems (each printed on its own line as `FILE: PATH: MESSAGE`), 2 when the file could not
 //!   be read or parsed (one error, with line and column for parse errors).
 //!
-//! `serve` (the daemon) comes next; it will take the same `--config` option.
+//! - `serve`: the daemon. Environment variables override the defaults: `SWITCHBOARD_HTTP_ADDR`
+//!   (127.0.0.1:8080), `SWITCHBOARD_DATA_DIR` (./data), `SWITCHBOARD_ADMIN_TOKEN`,
+//!   `SWITCHBOARD_WEBHOOK_SECRET`. Without `--config` and without `config/switchboard.toml` in
+//!   the working directory it runs on the configuration built into the binary.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use switchboard::config::{Config, ConfigError};
@@ -29,6 +34,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: HTTP intake and admin API, agent websocket, metrics.
+    Serve {
+        /// The config file (default: config/switchboard.toml if present, else the built-in one).
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// HTTP listen address.
+        #[arg(long, env = "SWITCHBOARD_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+        http_addr: SocketAddr,
+        /// Where the journal (SQLite) lives.
+        #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Bearer token for admin calls.
+        #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Secret for HMAC-signed intake.
+        #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: Option<String>,
+        /// How long a dropped agent keeps its assigned contacts.
+        #[arg(long, env = "SWITCHBOARD_AGENT_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+        agent_grace: Duration,
+    },
     /// Validate a config file and print a summary, or every problem found.
     ///
     /// Exits 0 when the file is valid, 1 when it has problems, 2 when it cannot be read or
@@ -49,6 +75,80 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Serve {
+            config,
+            http_addr,
+            data_dir,
+            admin_token,
+            webhook_secret,
+            agent_grace,
+        } => {
+            let settings = match load_for_serve(config.as_deref()) {
+                Ok(config) => switchboard::daemon::Settings {
+                    config,
+                    http_addr,
+                    data_dir,
+                    admin_token: admin_token.filter(|t| !t.is_empty()),
+                    webhook_secret: webhook_secret.filter(|s| !s.is_empty()),
+                    agent_grace,
+                    fsync: true,
+                },
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(EXIT_UNREADABLE);
+                }
+            };
+            match serve(settings) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// The config `serve` runs on: the named file, else the shipped file if present, else the one
+/// built into the binary.
+fn load_for_serve(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None if Path::new(DEFAULT_CONFIG).exists() => Ok(Config::load(DEFAULT_CONFIG)?),
+        None => Ok(Config::embedded_default()),
+    }
+}
+
+fn serve(settings: switchboard::daemon::Settings) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let metrics =
+            switchboard::metrics::install().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        let daemon = switchboard::daemon::start(settings, Some(metrics)).await?;
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing connections, flushing the journal");
+        daemon.shutdown().await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
     }
 }
 

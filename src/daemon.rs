@@ -1,0 +1,858 @@
+//! Wiring: the one place that knows every piece. Opens the journal, replays open contacts into
+//! the router, runs the router task (the single owner of routing state), serves HTTP and the
+//! agent websocket, and shuts all of it down in order.
+//!
+//! The router task is the only driver of [`Router`]: producers (HTTP intake, agent sessions) send
+//! it [`Command`]s over a bounded channel; it applies them with the current time, wakes at the
+//! router's next deadline, and executes the actions: frames to agents, state records to the
+//! journal, metrics.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::gateway::{ContactSummary, ServerMessage};
+use crate::journal::{ContactRecord, Journal, JournalError, JournalOptions, Record};
+use crate::metrics as m;
+use crate::model::{AgentId, AgentProfile, Channel, ContactId, Millis, NewContact, Priority};
+use crate::router::{
+    Action, AgentActivity, AgentView, ContactView, Event, Outcome, Presence, QueueSnapshot,
+    RevokeReason, Router, RouterError, RoutingPlan, SlaKind,
+};
+
+/// How the daemon runs: addresses, data directory, secrets.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The routing configuration.
+    pub config: Config,
+    /// HTTP listener (webhooks, admin API, websockets, metrics).
+    pub http_addr: SocketAddr,
+    /// Where the journal lives.
+    pub data_dir: PathBuf,
+    /// Bearer token for admin calls; none means admin calls are open (loopback use).
+    pub admin_token: Option<String>,
+    /// Secret for HMAC-signed intake; none means unsigned intake is accepted.
+    pub webhook_secret: Option<String>,
+    /// How long a dropped agent keeps its assigned contacts before they are requeued.
+    pub agent_grace: Duration,
+    /// fsync every journal commit (turn off only for tests and benchmarks of the rest).
+    pub fsync: bool,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The journal could not be opened.
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The metrics recorder could not be installed.
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// An agent known to the daemon (from config or the admin API).
+#[derive(Clone, Debug)]
+pub struct AgentEntry {
+    /// Display name.
+    pub name: Option<String>,
+    /// Profile as routed.
+    pub profile: AgentProfile,
+    /// Hex SHA-256 of the agent's token.
+    pub token_hash: String,
+}
+
+/// What the HTTP layer and agent sessions share. Read-mostly; routing state is not here.
+pub struct Shared {
+    /// The routing configuration.
+    pub config: Config,
+    /// The compiled plan (names to ids).
+    pub plan: RoutingPlan,
+    /// Commands to the router task.
+    pub router: mpsc::Sender<Command>,
+    /// The journal.
+    pub journal: Journal,
+    /// Open contacts' records, for offers and lookups.
+    pub contacts: DashMap<u64, Arc<ContactRecord>>,
+    /// Agents by id.
+    pub agents: DashMap<String, AgentEntry>,
+    /// Agent id by token hash.
+    pub tokens: DashMap<String, String>,
+    /// Answers already given, by idempotency key; `None` while the first request is in flight.
+    pub idempotency: DashMap<String, Option<serde_json::Value>>,
+    /// Next contact id.
+    pub next_id: AtomicU64,
+    /// Admin bearer token.
+    pub admin_token: Option<String>,
+    /// Intake signing secret.
+    pub webhook_secret: Option<String>,
+    /// Renders /metrics.
+    pub metrics: Option<PrometheusHandle>,
+    /// True once replay is done and the router task runs.
+    pub ready: AtomicBool,
+    /// Flips to true when shutdown begins; sessions watch it.
+    pub shutting_down: watch::Receiver<bool>,
+    /// Session ids for agent connections.
+    pub next_session: AtomicU64,
+    /// Grace for dropped agents.
+    pub agent_grace: Duration,
+}
+
+/// Hex SHA-256 of an agent token: tokens are stored and compared hashed.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Wall-clock milliseconds since the Unix epoch: the router's clock and the journal's times.
+pub fn unix_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// A request to the router task.
+pub enum Command {
+    /// A durable contact to route.
+    Queue {
+        /// The contact.
+        contact: NewContact,
+        /// The router's answer.
+        reply: oneshot::Sender<Result<(), RouterError>>,
+    },
+    /// Any other router event; the answer is optional.
+    Event {
+        /// The event.
+        event: Event,
+        /// The router's answer.
+        reply: Option<oneshot::Sender<Result<(), RouterError>>>,
+    },
+    /// An agent's websocket connected.
+    Connect {
+        /// The agent.
+        agent: AgentId,
+        /// Its profile.
+        profile: AgentProfile,
+        /// This connection.
+        session: u64,
+        /// Frames to the agent.
+        outbox: mpsc::Sender<ServerMessage>,
+        /// The hello frame.
+        reply: oneshot::Sender<ServerMessage>,
+    },
+    /// An agent's websocket closed.
+    Disconnect {
+        /// The agent.
+        agent: AgentId,
+        /// The connection that closed.
+        session: u64,
+    },
+    /// A dropped agent's grace ran out.
+    GraceExpired {
+        /// The agent.
+        agent: AgentId,
+        /// The connection that dropped.
+        session: u64,
+    },
+    /// One contact's routing view.
+    Contact {
+        /// The contact.
+        id: ContactId,
+        /// The view, if the contact is still in the router.
+        reply: oneshot::Sender<Option<ContactView>>,
+    },
+    /// Queues and agents, for the admin API.
+    Snapshot {
+        /// The snapshot.
+        reply: oneshot::Sender<Snapshot>,
+    },
+}
+
+/// Queues and agents as the admin API shows them.
+pub struct Snapshot {
+    /// Each queue's name and state.
+    pub queues: Vec<(String, QueueSnapshot)>,
+    /// Every agent seen.
+    pub agents: Vec<AgentView>,
+    /// The router's clock.
+    pub now: Millis,
+}
+
+/// A running daemon.
+pub struct Daemon {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    journal: Journal,
+}
+
+impl Daemon {
+    /// The address the HTTP listener is bound to (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Graceful shutdown: stop accepting, tell agents, let the router task finish, flush the
+    /// journal.
+    pub async fn shutdown(self) -> Result<(), DaemonError> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        let journal = self.journal;
+        tokio::task::spawn_blocking(move || journal.close())
+            .await
+            .map_err(|e| DaemonError::Journal(JournalError::Write(e.to_string())))??;
+        Ok(())
+    }
+}
+
+/// Starts the daemon: journal, replay, router task, HTTP. Returns once it is listening.
+pub async fn start(
+    settings: Settings,
+    metrics: Option<PrometheusHandle>,
+) -> Result<Daemon, DaemonError> {
+    let data_dir = settings.data_dir.clone();
+    let fsync = settings.fsync;
+    let (journal, replay) = tokio::task::spawn_blocking(move || {
+        Journal::open(
+            &data_dir,
+            JournalOptions {
+                synchronous_full: fsync,
+                ..JournalOptions::default()
+            },
+        )
+    })
+    .await
+    .map_err(|e| DaemonError::Journal(JournalError::Write(e.to_string())))??;
+
+    let plan = settings.config.routing_plan();
+    let mut router = Router::new(plan.clone());
+    let now = unix_ms();
+
+    let agents: DashMap<String, AgentEntry> = DashMap::new();
+    let tokens = DashMap::new();
+    for (agent, profile) in settings
+        .config
+        .agents
+        .iter()
+        .zip(settings.config.agent_profiles())
+    {
+        let token_hash = agent.token.as_deref().map(hash_token).unwrap_or_default();
+        if !token_hash.is_empty() {
+            tokens.insert(token_hash.clone(), agent.id.clone());
+        }
+        agents.insert(
+            agent.id.clone(),
+            AgentEntry {
+                name: agent.name.clone(),
+                profile,
+                token_hash,
+            },
+        );
+    }
+    for stored in &replay.agents {
+        if let Some(profile) = crate::http::profile_from_json(&plan, &stored.id, &stored.profile) {
+            tokens.insert(stored.token_hash.clone(), stored.id.clone());
+            agents.insert(
+                stored.id.clone(),
+                AgentEntry {
+                    name: stored.name.clone(),
+                    profile,
+                    token_hash: stored.token_hash.clone(),
+                },
+            );
+        }
+    }
+
+    let contacts = DashMap::new();
+    let mut replayed = 0usize;
+    for open in &replay.open {
+        let record = &open.contact;
+        match crate::http::new_contact_from_record(&plan, record) {
+            Ok(contact) => {
+                if router.handle(now, Event::ContactQueued(contact)).is_ok() {
+                    contacts.insert(record.id, Arc::new(record.clone()));
+                    replayed += 1;
+                }
+            }
+            Err(e) => warn!(contact = record.id, error = %e, "cannot replay contact"),
+        }
+    }
+    router.drain_actions().for_each(drop);
+    let idempotency = DashMap::new();
+    for (key, _, response) in &replay.idempotency {
+        idempotency.insert(key.clone(), Some(response.clone()));
+    }
+    info!(replayed, data_dir = %settings.data_dir.display(), "journal open");
+
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: settings.http_addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
+        addr: settings.http_addr,
+        source,
+    })?;
+    if !addr.ip().is_loopback()
+        && settings.admin_token.is_none()
+        && settings.webhook_secret.is_none()
+    {
+        warn!(
+            %addr,
+            "LISTENING BEYOND LOOPBACK WITH NO ADMIN TOKEN AND NO WEBHOOK SECRET: anyone who can reach \
+             this port can post contacts and administer agents. Set SWITCHBOARD_ADMIN_TOKEN and \
+             SWITCHBOARD_WEBHOOK_SECRET."
+        );
+    }
+
+    let (stop, stop_rx) = watch::channel(false);
+    let (tx, rx) = mpsc::channel(65_536);
+    let shared = Arc::new(Shared {
+        config: settings.config.clone(),
+        plan,
+        router: tx,
+        journal: journal.clone(),
+        contacts,
+        agents,
+        tokens,
+        idempotency,
+        next_id: AtomicU64::new(replay.next_contact_id.max(1)),
+        admin_token: settings.admin_token.clone(),
+        webhook_secret: settings.webhook_secret.clone(),
+        metrics,
+        ready: AtomicBool::new(false),
+        shutting_down: stop_rx.clone(),
+        next_session: AtomicU64::new(1),
+        agent_grace: settings.agent_grace,
+    });
+
+    let router_task =
+        tokio::spawn(RouterTask::new(router, shared.clone(), rx).run(stop_rx.clone()));
+    shared.ready.store(true, Ordering::SeqCst);
+    let app = crate::http::app(shared.clone());
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        let serve =
+            axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            });
+        if let Err(e) = serve.await {
+            warn!(error = %e, "http server stopped");
+        }
+    });
+    info!(%addr, "listening (HTTP API, agent websocket at /v1/agent/ws, metrics at /metrics)");
+    Ok(Daemon {
+        addr,
+        stop,
+        tasks: vec![http_task, router_task],
+        journal,
+    })
+}
+
+/// The router task's state: the router, agent sessions, and what it needs to execute actions.
+struct RouterTask {
+    router: Router,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<Command>,
+    sessions: HashMap<AgentId, (u64, mpsc::Sender<ServerMessage>)>,
+    /// Answer times of assigned contacts, for handle time.
+    answered_at: HashMap<ContactId, Millis>,
+    last_now: Millis,
+}
+
+impl RouterTask {
+    fn new(router: Router, shared: Arc<Shared>, commands: mpsc::Receiver<Command>) -> Self {
+        RouterTask {
+            last_now: router.now(),
+            router,
+            shared,
+            commands,
+            sessions: HashMap::new(),
+            answered_at: HashMap::new(),
+        }
+    }
+
+    /// The router's clock: wall time, never going backwards.
+    fn now(&mut self) -> Millis {
+        self.last_now = self.last_now.max(unix_ms());
+        self.last_now
+    }
+
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut gauges = tokio::time::interval(Duration::from_secs(1));
+        let stopping = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::pin!(stopping);
+        loop {
+            let wake = self.router.next_deadline().map(|at| {
+                let now = unix_ms();
+                tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now))
+            });
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                _ = async { tokio::time::sleep_until(wake.expect("guarded")).await }, if wake.is_some() => {
+                    let now = self.now();
+                    self.router.tick(now);
+                }
+                _ = gauges.tick() => self.refresh_gauges(),
+                _ = &mut stopping => break,
+            }
+            self.execute_actions();
+        }
+        for (_, (_, outbox)) in self.sessions.drain() {
+            let _ = outbox.try_send(ServerMessage::Shutdown);
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = self.now();
+        match cmd {
+            Command::Queue { contact, reply } => {
+                let _ = reply.send(self.router.handle(now, Event::ContactQueued(contact)));
+            }
+            Command::Event { event, reply } => {
+                let rejected = match &event {
+                    Event::OfferRejected { contact, .. } => {
+                        self.router.contact(*contact).map(|c| c.queue)
+                    }
+                    _ => None,
+                };
+                // The agent whose state this event may change: it hears its new state after.
+                let agent = match &event {
+                    Event::AgentPresence { agent, .. }
+                    | Event::WrapUpDone { agent, .. }
+                    | Event::OfferAccepted { agent, .. }
+                    | Event::OfferRejected { agent, .. } => Some(agent.clone()),
+                    Event::ContactCompleted { contact }
+                    | Event::ContactTransferred { contact, .. } => {
+                        self.router.contact(*contact).and_then(|c| c.agent)
+                    }
+                    _ => None,
+                };
+                let result = self.router.handle(now, event);
+                if let (Ok(()), Some(agent)) = (&result, &agent) {
+                    self.send_state(agent);
+                }
+                if let (Ok(()), Some(queue)) = (&result, rejected) {
+                    let name = self.queue_name(queue);
+                    metrics::counter!(m::OFFERS, "queue" => name, "outcome" => "rejected")
+                        .increment(1);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            Command::Connect {
+                agent,
+                profile,
+                session,
+                outbox,
+                reply,
+            } => {
+                let known = self.router.agent(&agent).is_some();
+                let event = if known {
+                    Event::AgentProfileChanged { profile }
+                } else {
+                    Event::AgentOnline {
+                        profile,
+                        presence: Presence::Available,
+                    }
+                };
+                let _ = self.router.handle(now, event);
+                if known {
+                    let _ = self.router.handle(
+                        now,
+                        Event::AgentPresence {
+                            agent: agent.clone(),
+                            presence: Presence::Available,
+                        },
+                    );
+                }
+                self.sessions.insert(agent.clone(), (session, outbox));
+                metrics::gauge!(m::AGENT_CONNECTIONS).set(self.sessions.len() as f64);
+                let _ = reply.send(self.hello(&agent));
+            }
+            Command::Disconnect { agent, session } => {
+                if self
+                    .sessions
+                    .get(&agent)
+                    .is_some_and(|(s, _)| *s == session)
+                {
+                    self.sessions.remove(&agent);
+                    metrics::gauge!(m::AGENT_CONNECTIONS).set(self.sessions.len() as f64);
+                    // Offers go to others at once; assigned contacts wait for the grace period.
+                    let away = Presence::Away {
+                        reason: "disconnected".into(),
+                    };
+                    let _ = self.router.handle(
+                        now,
+                        Event::AgentPresence {
+                            agent: agent.clone(),
+                            presence: away,
+                        },
+                    );
+                    let tx = self.shared.router.clone();
+                    let grace = self.shared.agent_grace;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        let _ = tx.send(Command::GraceExpired { agent, session }).await;
+                    });
+                }
+            }
+            Command::GraceExpired { agent, session } => {
+                let reconnected = self
+                    .sessions
+                    .get(&agent)
+                    .is_some_and(|(s, _)| *s != session);
+                if !reconnected && !self.sessions.contains_key(&agent) {
+                    let _ = self.router.handle(now, Event::AgentOffline { agent });
+                }
+            }
+            Command::Contact { id, reply } => {
+                let _ = reply.send(self.router.contact(id));
+            }
+            Command::Snapshot { reply } => {
+                let queues = (0..self.router.plan().queues.len())
+                    .map(|q| {
+                        let id = crate::model::QueueId(q as u16);
+                        (
+                            self.router.plan().queue(id).name.clone(),
+                            self.router.queue(id),
+                        )
+                    })
+                    .collect();
+                let agents = self
+                    .router
+                    .agent_ids()
+                    .filter_map(|a| self.router.agent(a))
+                    .collect();
+                let _ = reply.send(Snapshot {
+                    queues,
+                    agents,
+                    now,
+                });
+            }
+        }
+    }
+
+    fn hello(&self, agent: &AgentId) -> ServerMessage {
+        let view = self.router.agent(agent);
+        let entry = self.shared.agents.get(agent.as_str());
+        let skills = view
+            .as_ref()
+            .map(|v| {
+                v.profile
+                    .skills
+                    .iter()
+                    .map(|(s, l)| (self.router.plan().skills[usize::from(s.0)].clone(), l))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let assigned = view
+            .as_ref()
+            .map(|v| {
+                v.assigned
+                    .iter()
+                    .filter_map(|c| self.summary(*c, None))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ServerMessage::Hello {
+            agent: agent.to_string(),
+            name: entry.and_then(|e| e.name.clone()),
+            state: view
+                .map(|v| activity_name(&v.activity).to_string())
+                .unwrap_or_else(|| "offline".into()),
+            skills,
+            assigned,
+        }
+    }
+
+    fn queue_name(&self, q: crate::model::QueueId) -> String {
+        self.router.plan().queue(q).name.clone()
+    }
+
+    /// The contact as an agent sees it; `preview` cuts the body.
+    fn summary(&self, id: ContactId, preview: Option<usize>) -> Option<ContactSummary> {
+        let record = self.shared.contacts.get(&id.0)?.clone();
+        let view = self.router.contact(id);
+        let body = record
+            .payload
+            .get("body")
+            .and_then(|b| b.as_str())
+            .unwrap_or_default();
+        let body = match preview {
+            Some(n) => body.chars().take(n).collect(),
+            None => body.to_string(),
+        };
+        Some(ContactSummary {
+            id: id.to_string(),
+            channel: record.channel.clone(),
+            queue: view
+                .as_ref()
+                .map(|v| self.queue_name(v.queue))
+                .unwrap_or_else(|| record.queue.clone()),
+            priority: view.map(|v| v.priority.0).unwrap_or(record.priority),
+            subject: record
+                .payload
+                .get("subject")
+                .and_then(|s| s.as_str())
+                .map(String::from),
+            body,
+            customer: record.payload.get("customer").cloned(),
+        })
+    }
+
+    fn send(&mut self, agent: &AgentId, msg: ServerMessage) {
+        if let Some((_, outbox)) = self.sessions.get(agent)
+            && outbox.try_send(msg).is_err()
+        {
+            warn!(%agent, "agent connection is not reading its frames; dropping one");
+        }
+    }
+
+    fn status(&self, contact: ContactId, status: &str, agent: Option<&AgentId>) {
+        let record = Record::Status {
+            contact: contact.0,
+            status: status.into(),
+            agent: agent.map(|a| a.to_string()),
+            at: self.last_now,
+        };
+        if let Err(e) = self.shared.journal.append_nowait(vec![record]) {
+            warn!(%contact, error = %e, "state change not journaled");
+        }
+    }
+
+    fn execute_actions(&mut self) {
+        let actions: Vec<Action> = self.router.drain_actions().collect();
+        let now = self.last_now;
+        for action in actions {
+            match action {
+                Action::Offer {
+                    contact,
+                    agent,
+                    expires_at,
+                    ..
+                } => {
+                    self.status(contact, "offered", Some(&agent));
+                    if let Some(summary) = self.summary(contact, Some(200)) {
+                        let offer = ServerMessage::Offer {
+                            offer_id: contact.to_string(),
+                            contact: summary,
+                            expires_in_ms: expires_at.saturating_sub(now),
+                        };
+                        self.send(&agent, offer);
+                    }
+                }
+                Action::RevokeOffer {
+                    contact,
+                    agent,
+                    reason,
+                } => {
+                    let queue = self
+                        .router
+                        .contact(contact)
+                        .map(|c| self.queue_name(c.queue));
+                    let (reason, outcome) = match reason {
+                        RevokeReason::Expired => ("expired", "expired"),
+                        RevokeReason::ContactLeft => ("contact_left", "revoked"),
+                        RevokeReason::AgentUnavailable => ("agent_unavailable", "revoked"),
+                        RevokeReason::Transferred => ("transferred", "revoked"),
+                    };
+                    if let Some(queue) = queue {
+                        metrics::counter!(m::OFFERS, "queue" => queue, "outcome" => outcome)
+                            .increment(1);
+                        self.status(contact, "queued", None);
+                    }
+                    self.send(
+                        &agent,
+                        ServerMessage::OfferRevoked {
+                            offer_id: contact.to_string(),
+                            reason: reason.into(),
+                        },
+                    );
+                }
+                Action::Assigned {
+                    contact,
+                    agent,
+                    queue,
+                    waited,
+                } => {
+                    let name = self.queue_name(queue);
+                    let channel = self
+                        .router
+                        .contact(contact)
+                        .map(|c| c.channel)
+                        .unwrap_or(Channel::Webhook);
+                    metrics::counter!(m::OFFERS, "queue" => name.clone(), "outcome" => "accepted")
+                        .increment(1);
+                    metrics::histogram!(m::WAIT_SECONDS, "queue" => name, "channel" => channel.as_str())
+                        .record(waited as f64 / 1000.0);
+                    self.answered_at.insert(contact, now);
+                    self.status(contact, "assigned", Some(&agent));
+                    if let Some(summary) = self.summary(contact, None) {
+                        self.send(&agent, ServerMessage::Assigned { contact: summary });
+                    }
+                    self.send_state(&agent);
+                }
+                Action::Requeued { contact, .. } | Action::Transferred { contact, .. } => {
+                    self.status(contact, "queued", None);
+                }
+                Action::SlaWarning {
+                    contact,
+                    kind,
+                    deadline,
+                } => {
+                    if let Some(agent) = self.router.contact(contact).and_then(|c| c.agent) {
+                        let msg = ServerMessage::SlaWarning {
+                            contact_id: contact.to_string(),
+                            kind: sla_kind(kind).into(),
+                            due_in_ms: deadline as i64 - now as i64,
+                        };
+                        self.send(&agent, msg);
+                    }
+                }
+                Action::SlaBreach { contact, .. } => {
+                    if let Some(c) = self.router.contact(contact) {
+                        metrics::counter!(m::SLA_BREACHES, "queue" => self.queue_name(c.queue))
+                            .increment(1);
+                    }
+                }
+                Action::WrapUpStarted { agent, contact, .. } => {
+                    self.status(contact, "wrap_up", Some(&agent));
+                    self.send_state(&agent);
+                }
+                Action::WrapUpEnded { agent, .. } => self.send_state(&agent),
+                Action::AgentAutoPaused { agent, .. } => self.send_state(&agent),
+                Action::ContactLeft {
+                    contact,
+                    queue,
+                    outcome,
+                } => {
+                    let name = self.queue_name(queue);
+                    let outcome_name = match outcome {
+                        Outcome::Completed => "completed",
+                        Outcome::Abandoned => "abandoned",
+                        Outcome::Cancelled => "cancelled",
+                    };
+                    if outcome == Outcome::Abandoned {
+                        metrics::counter!(m::CONTACTS_ABANDONED, "queue" => name.clone())
+                            .increment(1);
+                    }
+                    if let Some(answered) = self.answered_at.remove(&contact) {
+                        let channel = self
+                            .shared
+                            .contacts
+                            .get(&contact.0)
+                            .map(|r| r.channel.clone())
+                            .unwrap_or_default();
+                        metrics::histogram!(m::HANDLE_SECONDS, "queue" => name, "channel" => channel)
+                            .record(now.saturating_sub(answered) as f64 / 1000.0);
+                    }
+                    let record = Record::Closed {
+                        contact: contact.0,
+                        outcome: outcome_name.into(),
+                        at: now,
+                    };
+                    if let Err(e) = self.shared.journal.append_nowait(vec![record]) {
+                        warn!(%contact, error = %e, "close not journaled");
+                    }
+                    self.shared.contacts.remove(&contact.0);
+                }
+                Action::Position { .. } | Action::Escalated { .. } => {}
+            }
+        }
+    }
+
+    fn send_state(&mut self, agent: &AgentId) {
+        if let Some(view) = self.router.agent(agent) {
+            let reason = match &view.activity {
+                AgentActivity::Away(r) => Some(r.clone()),
+                _ => None,
+            };
+            let msg = ServerMessage::State {
+                state: activity_name(&view.activity).into(),
+                reason,
+            };
+            self.send(agent, msg);
+        }
+    }
+
+    fn refresh_gauges(&mut self) {
+        let now = self.now();
+        for q in 0..self.router.plan().queues.len() {
+            let id = crate::model::QueueId(q as u16);
+            let name = self.queue_name(id);
+            let snap = self.router.queue(id);
+            metrics::gauge!(m::QUEUE_WAITING, "queue" => name.clone()).set(snap.waiting as f64);
+            let oldest = snap
+                .oldest_arrival
+                .map_or(0.0, |t| now.saturating_sub(t) as f64 / 1000.0);
+            metrics::gauge!(m::QUEUE_OLDEST_WAIT, "queue" => name.clone()).set(oldest);
+            if let Some(sl) = snap.counters.service_level() {
+                metrics::gauge!(m::SERVICE_LEVEL, "queue" => name).set(sl);
+            }
+        }
+        let mut by_state: HashMap<&str, usize> =
+            ["offline", "available", "away", "busy", "wrap_up"]
+                .into_iter()
+                .map(|s| (s, 0))
+                .collect();
+        for agent in self.router.agent_ids() {
+            if let Some(view) = self.router.agent(agent) {
+                *by_state.entry(activity_name(&view.activity)).or_default() += 1;
+            }
+        }
+        for (state, n) in by_state {
+            metrics::gauge!(m::AGENTS, "state" => state).set(n as f64);
+        }
+    }
+}
+
+/// The state name agents and dashboards see.
+pub fn activity_name(activity: &AgentActivity) -> &'static str {
+    match activity {
+        AgentActivity::Offline => "offline",
+        AgentActivity::Away(_) => "away",
+        AgentActivity::Idle => "available",
+        AgentActivity::Busy => "busy",
+        AgentActivity::WrapUp => "wrap_up",
+    }
+}
+
+fn sla_kind(kind: SlaKind) -> &'static str {
+    match kind {
+        SlaKind::FirstResponse => "first_response",
+        SlaKind::Resolution => "resolution",
+    }
+}
+
+/// Priority for a contact from intake: given or 0.
+pub fn intake_priority(p: Option<i32>) -> Priority {
+    Priority(p.unwrap_or(0))
+}

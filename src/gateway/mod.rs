@@ -1,0 +1,156 @@
+//! The agent websocket protocol: JSON text frames with a `"type"`, documented in
+//! docs/protocol.md. This module owns the message shapes and the per-connection session loop;
+//! the router task owns what the messages mean.
+
+pub mod session;
+
+use serde::{Deserialize, Serialize};
+
+/// Agent -> server.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentMessage {
+    /// Change state: `available`, `away` (with a reason) or `offline`.
+    SetState {
+        /// available, away or offline.
+        state: String,
+        /// Why away (break, lunch, training...).
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Accept an offer.
+    Accept {
+        /// The offer (equal to the contact id).
+        #[serde(alias = "contact_id")]
+        offer_id: String,
+    },
+    /// Decline an offer.
+    Reject {
+        /// The offer (equal to the contact id).
+        #[serde(alias = "contact_id")]
+        offer_id: String,
+    },
+    /// Finish a contact; wrap-up starts.
+    Complete {
+        /// The contact.
+        contact_id: String,
+        /// Outcome code chosen by the agent (resolved, callback, escalated...).
+        #[serde(default)]
+        disposition: Option<String>,
+    },
+    /// End wrap-up (of one contact, or of all).
+    Ready {
+        /// The contact whose wrap-up ends; all when absent.
+        #[serde(default)]
+        contact_id: Option<String>,
+    },
+    /// Hand a contact to another queue or agent.
+    Transfer {
+        /// The contact.
+        contact_id: String,
+        /// Target queue name.
+        #[serde(default)]
+        queue: Option<String>,
+        /// Target agent id.
+        #[serde(default)]
+        agent: Option<String>,
+    },
+}
+
+/// A contact as shown to an agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContactSummary {
+    /// Contact id.
+    pub id: String,
+    /// Channel name.
+    pub channel: String,
+    /// Queue name.
+    pub queue: String,
+    /// Effective priority.
+    pub priority: i32,
+    /// Subject line, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The first 200 characters of the body (offers) or all of it (assigned).
+    pub body: String,
+    /// Customer details as received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<serde_json::Value>,
+}
+
+/// Server -> agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// First frame after connecting.
+    Hello {
+        /// Agent id.
+        agent: String,
+        /// Display name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Current state.
+        state: String,
+        /// Skills and levels.
+        skills: std::collections::BTreeMap<String, u8>,
+        /// Contacts already assigned (after a reconnect).
+        assigned: Vec<ContactSummary>,
+    },
+    /// A contact is offered until it expires.
+    Offer {
+        /// Answer `accept`/`reject` with this id.
+        offer_id: String,
+        /// The contact, with a body preview.
+        contact: ContactSummary,
+        /// Time left to answer.
+        expires_in_ms: u64,
+    },
+    /// An offer is gone.
+    OfferRevoked {
+        /// The offer.
+        offer_id: String,
+        /// expired, contact_left, agent_unavailable, transferred.
+        reason: String,
+    },
+    /// The contact is the agent's now.
+    Assigned {
+        /// The contact in full.
+        contact: ContactSummary,
+    },
+    /// The agent's state after any change, including the router putting it away.
+    State {
+        /// offline, available, away, busy, wrap_up.
+        state: String,
+        /// Away reason.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An SLA deadline of one of the agent's contacts is near.
+    SlaWarning {
+        /// The contact.
+        contact_id: String,
+        /// first_response or resolution.
+        kind: String,
+        /// Milliseconds until the deadline.
+        due_in_ms: i64,
+    },
+    /// Something the agent sent was refused; the socket stays open.
+    Error {
+        /// Machine-readable code.
+        code: String,
+        /// What went wrong, for a human.
+        message: String,
+    },
+    /// The daemon is shutting down; reconnect later.
+    Shutdown,
+}
+
+impl ServerMessage {
+    /// An error frame.
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}

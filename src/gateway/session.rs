@@ -1,0 +1,280 @@
+//! One agent's websocket connection: authenticate, register with the router task, then relay
+//! frames both ways until either side closes. A bad message gets an `error` frame; the socket
+//! stays open.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AgentMessage, ServerMessage};
+use crate::daemon::{Command, Shared, hash_token};
+use crate::http::ApiError;
+use crate::model::{AgentId, AgentProfile, ContactId};
+use crate::router::{Event, Presence, RouterError, TransferTarget};
+
+/// Frames queued for one agent before the connection counts as stuck.
+const OUTBOX: usize = 256;
+/// Keepalive ping interval.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// Largest frame an agent may send.
+const MAX_FRAME: usize = 64 * 1024;
+
+/// `GET /v1/agent/ws`: checks the agent token (`Authorization: Bearer` or `?token=`), then
+/// upgrades.
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .or_else(|| query.get("token").cloned());
+    let Some(token) = token else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "agent token missing (Authorization: Bearer or ?token=)",
+        )
+        .into_response();
+    };
+    let Some(agent) = shared.tokens.get(&hash_token(&token)).map(|a| a.clone()) else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "unknown agent token",
+        )
+        .into_response();
+    };
+    let Some(profile) = shared.agents.get(&agent).map(|e| e.profile.clone()) else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "agent no longer exists",
+        )
+        .into_response();
+    };
+    ws.max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| run(shared, AgentId::new(agent), profile, socket))
+}
+
+async fn run(shared: Arc<Shared>, agent: AgentId, profile: AgentProfile, socket: WebSocket) {
+    let session = shared.next_session.fetch_add(1, Ordering::SeqCst);
+    let (outbox, mut frames) = mpsc::channel::<ServerMessage>(OUTBOX);
+    let (reply, hello) = oneshot::channel();
+    let connect = Command::Connect {
+        agent: agent.clone(),
+        profile,
+        session,
+        outbox: outbox.clone(),
+        reply,
+    };
+    if shared.router.send(connect).await.is_err() {
+        return;
+    }
+    let Ok(hello) = hello.await else { return };
+    let (mut sink, mut stream) = socket.split();
+    if send(&mut sink, &hello).await.is_err() {
+        disconnect(&shared, agent, session).await;
+        return;
+    }
+    let mut stop = shared.shutting_down.clone();
+    let shutting_down = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::pin!(shutting_down);
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Some(msg) => {
+                    let last = msg == ServerMessage::Shutdown;
+                    if send(&mut sink, &msg).await.is_err() || last {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(error) = handle(&shared, &agent, text.as_str()).await
+                        && send(&mut sink, &error).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let error = ServerMessage::error("unsupported", "send JSON text frames");
+                    if send(&mut sink, &error).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {} // ping/pong handled by the library
+            },
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
+            _ = &mut shutting_down => {
+                let _ = send(&mut sink, &ServerMessage::Shutdown).await;
+                break;
+            }
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+    disconnect(&shared, agent, session).await;
+}
+
+async fn disconnect(shared: &Shared, agent: AgentId, session: u64) {
+    let _ = shared
+        .router
+        .send(Command::Disconnect { agent, session })
+        .await;
+}
+
+async fn send(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    msg: &ServerMessage,
+) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(msg).expect("server messages serialize");
+    sink.send(Message::Text(text.into())).await
+}
+
+/// Applies one agent frame; returns an error frame to send back, if any.
+async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMessage> {
+    let msg: AgentMessage = match serde_json::from_str(text) {
+        Ok(msg) => msg,
+        Err(e) => return Some(ServerMessage::error("invalid_message", e.to_string())),
+    };
+    let contact = |id: &str| id.parse::<u64>().ok().map(ContactId);
+    let unknown = |id: &str| {
+        Some(ServerMessage::error(
+            "unknown_contact",
+            format!("no contact {id:?}"),
+        ))
+    };
+    let event = match msg {
+        AgentMessage::SetState { state, reason } => {
+            let presence = match state.as_str() {
+                "available" => Presence::Available,
+                "away" => Presence::Away {
+                    reason: reason.unwrap_or_else(|| "away".into()),
+                },
+                "offline" => Presence::Offline,
+                other => {
+                    return Some(ServerMessage::error(
+                        "invalid_state",
+                        format!("unknown state {other:?}: available, away or offline"),
+                    ));
+                }
+            };
+            Event::AgentPresence {
+                agent: agent.clone(),
+                presence,
+            }
+        }
+        AgentMessage::Accept { offer_id } => match contact(&offer_id) {
+            Some(contact) => Event::OfferAccepted {
+                contact,
+                agent: agent.clone(),
+            },
+            None => return unknown(&offer_id),
+        },
+        AgentMessage::Reject { offer_id } => match contact(&offer_id) {
+            Some(contact) => Event::OfferRejected {
+                contact,
+                agent: agent.clone(),
+            },
+            None => return unknown(&offer_id),
+        },
+        AgentMessage::Complete { contact_id, .. } => match contact(&contact_id) {
+            Some(contact) => Event::ContactCompleted { contact },
+            None => return unknown(&contact_id),
+        },
+        AgentMessage::Ready { contact_id } => {
+            let contact = match contact_id {
+                None => None,
+                Some(id) => match contact(&id) {
+                    Some(c) => Some(c),
+                    None => return unknown(&id),
+                },
+            };
+            Event::WrapUpDone {
+                agent: agent.clone(),
+                contact,
+            }
+        }
+        AgentMessage::Transfer {
+            contact_id,
+            queue,
+            agent: target,
+        } => {
+            let id = match contact(&contact_id) {
+                Some(c) => c,
+                None => return unknown(&contact_id),
+            };
+            let to = match (queue, target) {
+                (Some(q), None) => match shared.plan.queue_id(&q) {
+                    Some(q) => TransferTarget::Queue(q),
+                    None => {
+                        return Some(ServerMessage::error(
+                            "unknown_queue",
+                            format!("unknown queue {q:?}"),
+                        ));
+                    }
+                },
+                (None, Some(a)) => TransferTarget::Agent(AgentId::new(a)),
+                _ => {
+                    return Some(ServerMessage::error(
+                        "invalid_message",
+                        "transfer takes exactly one of queue or agent",
+                    ));
+                }
+            };
+            Event::ContactTransferred { contact: id, to }
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    if shared
+        .router
+        .send(Command::Event {
+            event,
+            reply: Some(reply),
+        })
+        .await
+        .is_err()
+    {
+        return Some(ServerMessage::error("unavailable", "router not running"));
+    }
+    match answer.await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(router_error(&e)),
+        Err(_) => Some(ServerMessage::error("unavailable", "router not running")),
+    }
+}
+
+fn router_error(e: &RouterError) -> ServerMessage {
+    let code = match e {
+        RouterError::NotOffered { .. } => "not_offered",
+        RouterError::NotAssigned(_) => "not_assigned",
+        RouterError::UnknownContact(_) => "unknown_contact",
+        RouterError::UnknownAgent(_) => "unknown_agent",
+        RouterError::UnknownQueue(_) => "unknown_queue",
+        _ => "refused",
+    };
+    ServerMessage::error(code, e.to_string())
+}

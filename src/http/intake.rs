@@ -1,0 +1,274 @@
+//! `POST /v1/contacts`: webhook intake. A contact is acknowledged (202) only once the journal has
+//! committed it; a retry with the same `Idempotency-Key` gets the first answer and creates
+//! nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::{ApiError, ApiResult};
+use crate::daemon::{Command, Shared, unix_ms};
+use crate::journal::{ContactRecord, Record};
+use crate::metrics as m;
+use crate::model::Channel;
+
+/// Largest intake body accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+/// How far a signature's timestamp may be from our clock.
+const SIGNATURE_TOLERANCE_SECS: i64 = 300;
+
+/// The JSON a webhook posts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactBody {
+    channel: String,
+    body: String,
+    #[serde(default)]
+    customer: Option<Value>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    skills: BTreeMap<String, u8>,
+    #[serde(default)]
+    priority: Option<i32>,
+    #[serde(default)]
+    attributes: Option<Value>,
+    #[serde(default)]
+    callback_url: Option<String>,
+    #[serde(default)]
+    preferred_agent: Option<String>,
+}
+
+/// Checks `X-Switchboard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+pub fn verify_signature(
+    secret: &str,
+    header: Option<&str>,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<(), ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", m);
+    let header = header.ok_or_else(|| unauthorized("missing X-Switchboard-Signature"))?;
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = hex::decode(value).ok(),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return Err(unauthorized(
+            "signature header must be t=<unix seconds>,v1=<hex>",
+        ));
+    };
+    if (now_secs - t).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err(unauthorized(
+            "signature timestamp is more than 5 minutes off",
+        ));
+    }
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&v1)
+        .map_err(|_| unauthorized("signature does not match the body"))
+}
+
+pub(super) async fn post_contact(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "POST /v1/contacts takes Content-Type: application/json",
+        ));
+    }
+    if body.len() > MAX_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("body over {MAX_BODY} bytes"),
+        ));
+    }
+    if let Some(secret) = &shared.webhook_secret {
+        let signature = headers
+            .get("x-switchboard-signature")
+            .and_then(|v| v.to_str().ok());
+        verify_signature(secret, signature, &body, (unix_ms() / 1000) as i64)?;
+    }
+    let parsed: ContactBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    let unprocessable = |code, m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m);
+    let channel: Channel = parsed
+        .channel
+        .parse()
+        .map_err(|e: crate::model::UnknownChannel| {
+            unprocessable("unknown_channel", e.to_string())
+        })?;
+    let queue = parsed
+        .queue
+        .clone()
+        .unwrap_or_else(|| shared.config.routing.default_queue.clone());
+    if shared.plan.queue_id(&queue).is_none() {
+        return Err(unprocessable(
+            "unknown_queue",
+            format!("unknown queue {queue:?}"),
+        ));
+    }
+    for (skill, &level) in &parsed.skills {
+        if shared.plan.skill_id(skill).is_none() {
+            return Err(unprocessable(
+                "unknown_skill",
+                format!("unknown skill {skill:?}"),
+            ));
+        }
+        if !crate::model::SKILL_LEVELS.contains(&level) {
+            return Err(unprocessable(
+                "invalid_level",
+                format!("skills.{skill}: level {level} out of range 1-10"),
+            ));
+        }
+    }
+
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(key) = &key {
+        match shared.idempotency.entry(key.clone()) {
+            dashmap::Entry::Occupied(seen) => {
+                return match seen.get() {
+                    Some(answer) => {
+                        Ok((StatusCode::ACCEPTED, axum::Json(answer.clone())).into_response())
+                    }
+                    None => Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "in_progress",
+                        "a request with this Idempotency-Key is still being processed",
+                    )),
+                };
+            }
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(None);
+            }
+        }
+    }
+    let result = accept(&shared, parsed, channel, queue, key.clone()).await;
+    if let Some(key) = key {
+        match &result {
+            Ok(answer) => {
+                shared.idempotency.insert(key, Some(answer.clone()));
+            }
+            Err(_) => {
+                shared.idempotency.remove(&key);
+            }
+        }
+    }
+    result.map(|answer| (StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+}
+
+/// Journals the contact, then hands it to the router. Returns the 202 body.
+async fn accept(
+    shared: &Shared,
+    parsed: ContactBody,
+    channel: Channel,
+    queue: String,
+    key: Option<String>,
+) -> Result<Value, ApiError> {
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+    let priority = parsed.priority.unwrap_or(0);
+    let record = ContactRecord {
+        id,
+        channel: channel.as_str().to_owned(),
+        queue: queue.clone(),
+        skills: parsed.skills,
+        priority,
+        arrived_at: unix_ms(),
+        preferred_agent: parsed.preferred_agent,
+        payload: json!({
+            "customer": parsed.customer,
+            "subject": parsed.subject,
+            "body": parsed.body,
+            "attributes": parsed.attributes,
+            "callback_url": parsed.callback_url,
+        }),
+    };
+    let answer =
+        json!({"id": id.to_string(), "status": "queued", "queue": queue, "priority": priority});
+    let accepted = Record::Accepted {
+        contact: record.clone(),
+        idempotency_key: key,
+        response: answer.clone(),
+    };
+    shared
+        .journal
+        .append(vec![accepted])
+        .await
+        .map_err(|e| ApiError::unavailable(format!("journal cannot commit: {e}")))?;
+    metrics::counter!(m::CONTACTS_RECEIVED, "channel" => channel.as_str(), "queue" => queue)
+        .increment(1);
+
+    let contact = super::new_contact_from_record(&shared.plan, &record)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_reference", e))?;
+    shared.contacts.insert(id, Arc::new(record));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The contact is durable: if the router is gone (shutting down) it is replayed on restart.
+    if shared
+        .router
+        .send(Command::Queue { contact, reply: tx })
+        .await
+        .is_ok()
+        && let Ok(Err(e)) = rx.await
+    {
+        tracing::warn!(contact = id, error = %e, "router refused a journaled contact");
+    }
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body);
+        format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn a_signature_over_timestamp_and_body_is_accepted() {
+        let header = sign("s3cret", 1_000, b"{}");
+        assert!(verify_signature("s3cret", Some(&header), b"{}", 1_010).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_stale_or_missing_signature_is_refused() {
+        let header = sign("s3cret", 1_000, b"{}");
+        assert!(verify_signature("other", Some(&header), b"{}", 1_000).is_err());
+        assert!(verify_signature("s3cret", Some(&header), b"{\"x\":1}", 1_000).is_err());
+        assert!(verify_signature("s3cret", Some(&header), b"{}", 1_000 + 301).is_err());
+        assert!(verify_signature("s3cret", None, b"{}", 1_000).is_err());
+        assert!(verify_signature("s3cret", Some("garbage"), b"{}", 1_000).is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! The writer thread: the only code that writes the database.
+//!
+//! It blocks for one request, takes whatever else is queued (up to `max_batch` requests), and
+//! writes them in one transaction: one commit, one fsync, however many requests. Each request
+//! runs under a savepoint so that one refused request does not sink the others. A failed batch
+//! is answered with the error and forgotten; the thread goes on to the next one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+use super::error::describe;
+use super::{JournalError, Record, Request};
+
+/// Metric names; see `crate::metrics`, which describes them.
+const COMMIT_SECONDS: &str = "switchboard_journal_commit_seconds";
+const ERRORS_TOTAL: &str = "switchboard_journal_errors_total";
+
+const UPSERT_CONTACT: &str = "
+    INSERT INTO contacts (id, record, status, agent, arrived_at, updated_at, closed_at, outcome)
+    VALUES (?1, ?2, 'queued', NULL, ?3, ?3, NULL, NULL)
+    ON CONFLICT (id) DO UPDATE SET
+        record = excluded.record, status = excluded.status, agent = NULL,
+        arrived_at = excluded.arrived_at, updated_at = excluded.updated_at,
+        closed_at = NULL, outcome = NULL";
+const INSERT_IDEMPOTENCY: &str =
+    "INSERT INTO idempotency (key, contact, response, created_at) VALUES (?1, ?2, ?3, ?4)";
+const INSERT_EVENT: &str =
+    "INSERT INTO events (contact, kind, status, agent, at) VALUES (?1, ?2, ?3, ?4, ?5)";
+// A closed contact stays closed: a late status report from the router does not reopen it.
+const UPDATE_STATUS: &str = "
+    UPDATE contacts SET status = ?2, agent = ?3, updated_at = ?4
+    WHERE id = ?1 AND closed_at IS NULL";
+const UPDATE_CLOSED: &str = "
+    UPDATE contacts SET status = ?2, outcome = ?2, closed_at = ?3, updated_at = ?3
+    WHERE id = ?1 AND closed_at IS NULL";
+const UPSERT_AGENT: &str = "
+    INSERT INTO agents (id, name, token_hash, profile, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+    ON CONFLICT (id) DO UPDATE SET
+        name = excluded.name, token_hash = excluded.token_hash,
+        profile = excluded.profile, updated_at = excluded.updated_at";
+
+/// Who waits for a request's outcome.
+type Ack = Option<oneshot::Sender<Result<(), JournalError>>>;
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    conn: Connection,
+    requests: Receiver<Request>,
+    max_batch: usize,
+    batches_committed: Arc<AtomicU64>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        requests: Receiver<Request>,
+        max_batch: usize,
+        batches_committed: Arc<AtomicU64>,
+    ) -> Self {
+        Writer {
+            conn,
+            requests,
+            max_batch,
+            batches_committed,
+        }
+    }
+
+    /// Writes batches until every sender is gone and the queue is empty. Returns the outcome of
+    /// the last batch, so that `close` reports a failed final flush.
+    pub(crate) fn run(self) -> Result<(), JournalError> {
+        let mut last = Ok(());
+        let mut batch: Vec<(Vec<Record>, Ack)> = Vec::with_capacity(self.max_batch);
+        // `recv` keeps returning queued requests after the senders are dropped; it fails only
+        // once the queue is empty too, so closing loses nothing that was accepted.
+        while let Ok(first) = self.requests.recv() {
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Append { records, ack } => batch.push((records, ack)),
+                    #[cfg(test)]
+                    Request::Exec { sql, ack } => {
+                        // Between batches, in queue order: write what came before it first.
+                        if !batch.is_empty() {
+                            last = self.write_batch(&mut batch);
+                        }
+                        let result = self
+                            .conn
+                            .execute_batch(&sql)
+                            .map_err(|e| JournalError::Write(describe(&e)));
+                        let _ = ack.send(result);
+                    }
+                }
+                if batch.len() < self.max_batch {
+                    next = self.requests.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                last = self.write_batch(&mut batch);
+            }
+        }
+        last
+    }
+
+    /// Writes one batch in one transaction, answers every waiter, and empties `batch`.
+    fn write_batch(&self, batch: &mut Vec<(Vec<Record>, Ack)>) -> Result<(), JournalError> {
+        let started = Instant::now();
+        let outcome = self.transaction(batch);
+        let (results, batch_result) = match outcome {
+            Ok(results) => {
+                self.batches_committed.fetch_add(1, Ordering::Relaxed);
+                ::metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                (results, Ok(()))
+            }
+            Err(error) => (vec![Err(error.clone()); batch.len()], Err(error)),
+        };
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        if failed > 0 {
+            ::metrics::counter!(ERRORS_TOTAL).increment(1);
+        }
+        for ((records, ack), result) in batch.drain(..).zip(results) {
+            match ack {
+                // The waiter may have gone (request cancelled); the outcome is then moot.
+                Some(ack) => {
+                    let _ = ack.send(result);
+                }
+                None => {
+                    if let Err(error) = result {
+                        tracing::error!(
+                            records = records.len(),
+                            %error,
+                            "journal: records from the router were not stored"
+                        );
+                    }
+                }
+            }
+        }
+        if failed > 0 {
+            tracing::warn!(failed, "journal: requests in a batch were not stored");
+        }
+        batch_result
+    }
+
+    /// Runs the transaction: `Ok` holds each request's own outcome (a request refused under its
+    /// savepoint fails alone); `Err` means nothing of the batch was committed.
+    fn transaction(
+        &self,
+        batch: &[(Vec<Record>, Ack)],
+    ) -> Result<Vec<Result<(), JournalError>>, JournalError> {
+        let conn = &self.conn;
+        let fail = |e: rusqlite::Error| {
+            // Whatever failed, leave no transaction open for the next batch.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            JournalError::Write(describe(&e))
+        };
+        // IMMEDIATE takes the write lock up front, so a lock held by another process shows up
+        // here (after busy_timeout) rather than halfway through the batch.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+        let mut results = Vec::with_capacity(batch.len());
+        for (records, _) in batch {
+            conn.execute_batch("SAVEPOINT request").map_err(fail)?;
+            match write_records(conn, records) {
+                Ok(()) => {
+                    conn.execute_batch("RELEASE request").map_err(fail)?;
+                    results.push(Ok(()));
+                }
+                Err(e) => {
+                    // Disk full, I/O errors and the like may make SQLite roll back the whole
+                    // transaction by itself: then the batch is lost, not just this request.
+                    if conn.is_autocommit() {
+                        return Err(JournalError::Write(describe(&e)));
+                    }
+                    conn.execute_batch("ROLLBACK TO request; RELEASE request")
+                        .map_err(fail)?;
+                    results.push(Err(JournalError::Write(describe(&e))));
+                }
+            }
+        }
+        conn.execute_batch("COMMIT").map_err(fail)?;
+        Ok(results)
+    }
+}
+
+/// Writes one request's records, in order.
+fn write_records(conn: &Connection, records: &[Record]) -> rusqlite::Result<()> {
+    for record in records {
+        match record {
+            Record::Accepted {
+                contact,
+                idempotency_key,
+                response,
+            } => {
+                let id = int(contact.id)?;
+                let arrived_at = int(contact.arrived_at)?;
+                let json = serde_json::to_string(contact)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                conn.prepare_cached(UPSERT_CONTACT)?
+                    .execute(params![id, json, arrived_at])?;
+                conn.prepare_cached(INSERT_EVENT)?.execute(params![
+                    id,
+                    "accepted",
+                    "queued",
+                    None::<&str>,
+                    arrived_at
+                ])?;
+                if let Some(key) = idempotency_key {
+                    conn.prepare_cached(INSERT_IDEMPOTENCY)?.execute(params![
+                        key,
+                        id,
+                        response.to_string(),
+                        arrived_at
+                    ])?;
+                }
+            }
+            Record::Status {
+                contact,
+                status,
+                agent,
+                at,
+            } => {
+                let (id, at) = (int(*contact)?, int(*at)?);
+                conn.prepare_cached(UPDATE_STATUS)?
+                    .execute(params![id, status, agent, at])?;
+                conn.prepare_cached(INSERT_EVENT)?
+                    .execute(params![id, "status", status, agent, at])?;
+            }
+            Record::Closed {
+                contact,
+                outcome,
+                at,
+            } => {
+                let (id, at) = (int(*contact)?, int(*at)?);
+                conn.prepare_cached(UPDATE_CLOSED)?
+                    .execute(params![id, outcome, at])?;
+                conn.prepare_cached(INSERT_EVENT)?.execute(params![
+                    id,
+                    "closed",
+                    outcome,
+                    None::<&str>,
+                    at
+                ])?;
+            }
+            Record::Agent(agent) => {
+                conn.prepare_cached(UPSERT_AGENT)?.execute(params![
+                    agent.id,
+                    agent.name,
+                    agent.token_hash,
+                    agent.profile.to_string(),
+                    int(agent.updated_at)?
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SQLite integers are signed; `append` already refused larger values, this keeps it honest.
+fn int(value: u64) -> rusqlite::Result<i64> {
+    i64::try_from(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}

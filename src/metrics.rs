@@ -1,0 +1,98 @@
+//! Every metric the daemon exports: name, unit and help text in one place, so that dashboards,
+//! alerts and docs/metrics.md have a single source to agree with.
+//!
+//! Counters and histograms are recorded where things happen (intake, journal, router task);
+//! gauges that describe the router's state (waiting, oldest wait, service level, agents by
+//! state) are refreshed from router snapshots by the router task.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Contacts accepted at intake, by `channel` and `queue`.
+pub const CONTACTS_RECEIVED: &str = "switchboard_contacts_received_total";
+/// Contacts waiting in line now, by `queue`.
+pub const QUEUE_WAITING: &str = "switchboard_queue_waiting";
+/// Wait of the contact that has waited longest, by `queue`.
+pub const QUEUE_OLDEST_WAIT: &str = "switchboard_queue_oldest_wait_seconds";
+/// Time from arrival to answer, by `queue` and `channel`.
+pub const WAIT_SECONDS: &str = "switchboard_wait_seconds";
+/// Offers by `queue` and `outcome` (accepted, rejected, expired, revoked).
+pub const OFFERS: &str = "switchboard_offers_total";
+/// Agents by `state` (offline, available, away, busy, wrap_up).
+pub const AGENTS: &str = "switchboard_agents";
+/// SLA deadlines missed, by `queue`.
+pub const SLA_BREACHES: &str = "switchboard_sla_breaches_total";
+/// Share answered within the queue's threshold since start, by `queue`.
+pub const SERVICE_LEVEL: &str = "switchboard_service_level";
+/// Time from answer to completion, by `queue` and `channel`.
+pub const HANDLE_SECONDS: &str = "switchboard_handle_seconds";
+/// Contacts whose customer gave up before an answer, by `queue`.
+pub const CONTACTS_ABANDONED: &str = "switchboard_contacts_abandoned_total";
+/// Time to commit one journal batch (one fsync).
+pub const JOURNAL_COMMIT_SECONDS: &str = "switchboard_journal_commit_seconds";
+/// Journal batches that failed to commit.
+pub const JOURNAL_ERRORS: &str = "switchboard_journal_errors_total";
+/// HTTP requests by `route` and `status`.
+pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
+/// Agent websocket connections open now.
+pub const AGENT_CONNECTIONS: &str = "switchboard_agent_connections";
+
+/// Histogram buckets for waits and handle times, in seconds: from a second to an email day.
+const WAIT_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0,
+];
+/// Journal commit buckets, in seconds: fsync is milliseconds on a healthy disk.
+const COMMIT_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// Installs the Prometheus recorder for this process and describes every metric. Returns the
+/// handle that renders `/metrics`.
+pub fn install() -> Result<PrometheusHandle, BuildError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(WAIT_SECONDS.into()), WAIT_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(HANDLE_SECONDS.into()), WAIT_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(JOURNAL_COMMIT_SECONDS.into()), COMMIT_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+/// Help text and units, as Prometheus shows them.
+pub fn describe() {
+    describe_counter!(
+        CONTACTS_RECEIVED,
+        "Contacts accepted (made durable) at intake."
+    );
+    describe_gauge!(QUEUE_WAITING, "Contacts waiting in line now.");
+    describe_gauge!(
+        QUEUE_OLDEST_WAIT,
+        Unit::Seconds,
+        "Wait of the contact that has waited longest."
+    );
+    describe_histogram!(WAIT_SECONDS, Unit::Seconds, "Time from arrival to answer.");
+    describe_counter!(OFFERS, "Offers made to agents, by outcome.");
+    describe_gauge!(AGENTS, "Agents by state.");
+    describe_counter!(SLA_BREACHES, "SLA deadlines missed.");
+    describe_gauge!(
+        SERVICE_LEVEL,
+        "Share of answered contacts answered within the queue's threshold."
+    );
+    describe_histogram!(
+        HANDLE_SECONDS,
+        Unit::Seconds,
+        "Time from answer to completion."
+    );
+    describe_counter!(
+        CONTACTS_ABANDONED,
+        "Contacts whose customer gave up before an answer."
+    );
+    describe_histogram!(
+        JOURNAL_COMMIT_SECONDS,
+        Unit::Seconds,
+        "Time to commit one journal batch (group commit, one fsync)."
+    );
+    describe_counter!(JOURNAL_ERRORS, "Journal batches that failed to commit.");
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
+    describe_gauge!(AGENT_CONNECTIONS, "Agent websocket connections open now.");
+}

@@ -1,0 +1,483 @@
+//! The daemon through its real interfaces: HTTP on a real socket, the agent websocket with a
+//! real tokio-tungstenite client, the journal in a real SQLite file in a temp directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard::config::Config;
+use switchboard::daemon::{Daemon, Settings, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A temp data directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("sb-daemon-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| switchboard::metrics::install().expect("one recorder per test process"))
+        .clone()
+}
+
+fn settings(dir: &TempDir) -> Settings {
+    Settings {
+        config: Config::embedded_default(),
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.0.clone(),
+        admin_token: Some("admin-secret".into()),
+        webhook_secret: None,
+        agent_grace: Duration::from_millis(300),
+        fsync: false,
+    }
+}
+
+async fn daemon(settings: Settings) -> Daemon {
+    start(settings, Some(metrics()))
+        .await
+        .expect("daemon starts")
+}
+
+/// A minimal HTTP/1.1 exchange over a fresh connection: (status, JSON body or text).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let json = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, json)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const ADMIN: (&str, &str) = ("Authorization", "Bearer admin-secret");
+
+async fn post_contact(addr: SocketAddr, body: Value) -> (u16, Value) {
+    http(addr, "POST", "/v1/contacts", &[JSON], &body.to_string()).await
+}
+
+async fn agent(addr: SocketAddr, token: &str) -> Socket {
+    let url = format!("ws://{addr}/v1/agent/ws?token={token}");
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("agent connects");
+    socket
+}
+
+/// The next JSON frame of the given type, skipping others (state updates and the like).
+async fn expect(socket: &mut Socket, kind: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} frame within 5 s"))
+            .expect("socket open")
+            .expect("frame");
+        if let Message::Text(text) = frame {
+            let value: Value = serde_json::from_str(&text).expect("JSON frame");
+            if value["type"] == kind {
+                return value;
+            }
+        }
+    }
+}
+
+/// The next `state` frame announcing `state` (earlier state frames are skipped).
+async fn expect_state(socket: &mut Socket, state: &str) -> Value {
+    loop {
+        let frame = expect(socket, "state").await;
+        if frame["state"] == state {
+            return frame;
+        }
+    }
+}
+
+async fn say(socket: &mut Socket, value: Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .expect("send");
+}
+
+fn billing_email() -> Value {
+    json!({"channel": "email", "customer": {"id": "c-42", "name": "Ada", "tier": "gold"},
+           "subject": "Refund", "body": "Please refund my last invoice.", "queue": "billing"})
+}
+
+#[tokio::test]
+async fn a_posted_contact_is_offered_accepted_completed_and_the_agent_made_ready() {
+    let dir = TempDir::new("flow");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let mut alice = agent(addr, "alice-demo-token").await;
+    let hello = expect(&mut alice, "hello").await;
+    assert_eq!(hello["agent"], "alice");
+
+    let (status, answer) = post_contact(addr, billing_email()).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["status"], "queued");
+    assert_eq!(answer["queue"], "billing");
+    let id = answer["id"].as_str().expect("id").to_string();
+
+    let offer = expect(&mut alice, "offer").await;
+    assert_eq!(offer["offer_id"], id.as_str());
+    assert_eq!(offer["contact"]["subject"], "Refund");
+    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
+    let assigned = expect(&mut alice, "assigned").await;
+    assert_eq!(
+        assigned["contact"]["body"],
+        "Please refund my last invoice."
+    );
+
+    let (_, view) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
+    assert_eq!(view["status"], "assigned");
+    assert_eq!(view["agent"], "alice");
+
+    say(
+        &mut alice,
+        json!({"type": "complete", "contact_id": id, "disposition": "resolved"}),
+    )
+    .await;
+    // Billing has a minute of wrap-up; the agent ends it early.
+    expect_state(&mut alice, "wrap_up").await;
+    say(&mut alice, json!({"type": "ready"})).await;
+    expect_state(&mut alice, "available").await;
+
+    // Gone from the router, the journal still knows it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, view) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["outcome"], "completed");
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_rejected_offer_goes_to_the_next_qualified_agent() {
+    let dir = TempDir::new("reject");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let mut chen = agent(addr, "chen-demo-token").await;
+    expect(&mut chen, "hello").await;
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    let chat = json!({"channel": "chat", "body": "my router is down", "queue": "support"});
+    let (_, answer) = post_contact(addr, chat).await;
+    let id = answer["id"].as_str().expect("id").to_string();
+    // support picks the least occupied; both idle, chen logged in first (longest idle).
+    let offer = expect(&mut chen, "offer").await;
+    say(
+        &mut chen,
+        json!({"type": "reject", "offer_id": offer["offer_id"]}),
+    )
+    .await;
+    let offer = expect(&mut alice, "offer").await;
+    assert_eq!(offer["offer_id"], id.as_str());
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_with_the_right_status() {
+    let dir = TempDir::new("errors");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    // (status, error code, headers, body)
+    type Case<'a> = (u16, &'a str, Vec<(&'a str, &'a str)>, String);
+    let cases: Vec<Case> = vec![
+        (
+            415,
+            "unsupported_media_type",
+            vec![("Content-Type", "text/plain")],
+            "{}".into(),
+        ),
+        (400, "invalid_json", vec![JSON], "{not json".into()),
+        (
+            400,
+            "invalid_json",
+            vec![JSON],
+            json!({"body": "no channel"}).to_string(),
+        ),
+        (
+            422,
+            "unknown_channel",
+            vec![JSON],
+            json!({"channel": "fax", "body": "x"}).to_string(),
+        ),
+        (
+            422,
+            "unknown_queue",
+            vec![JSON],
+            json!({"channel": "sms", "body": "x", "queue": "nope"}).to_string(),
+        ),
+        (
+            422,
+            "unknown_skill",
+            vec![JSON],
+            json!({"channel": "sms", "body": "x", "skills": {"klingon": 3}}).to_string(),
+        ),
+        (
+            413,
+            "too_large",
+            vec![JSON],
+            json!({"channel": "sms", "body": "x".repeat(300_000)}).to_string(),
+        ),
+    ];
+    for (status, code, headers, body) in cases {
+        let (got, answer) = http(addr, "POST", "/v1/contacts", &headers, &body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{answer}"
+        );
+    }
+    let (status, answer) = http(addr, "GET", "/v1/queues", &[], "").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, _) = http(addr, "GET", "/v1/contacts/999999", &[ADMIN], "").await;
+    assert_eq!(status, 404);
+    let (status, _) = http(addr, "GET", "/nowhere", &[], "").await;
+    assert_eq!(status, 404);
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer() {
+    let dir = TempDir::new("idem");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let body = billing_email().to_string();
+    let headers = [JSON, ("Idempotency-Key", "order-7")];
+    let (s1, first) = http(addr, "POST", "/v1/contacts", &headers, &body).await;
+    let (s2, second) = http(addr, "POST", "/v1/contacts", &headers, &body).await;
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(first, second);
+    let (_, queues) = http(addr, "GET", "/v1/queues", &[ADMIN], "").await;
+    let billing = queues["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["queue"] == "billing")
+        .cloned();
+    assert_eq!(
+        billing.expect("billing")["waiting"],
+        1,
+        "one contact, not two"
+    );
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn signed_intake_accepts_good_signatures_only() {
+    use hmac::Mac;
+    let dir = TempDir::new("sig");
+    let mut s = settings(&dir);
+    s.webhook_secret = Some("whsec".into());
+    let d = daemon(s).await;
+    let addr = d.local_addr();
+    let body = json!({"channel": "sms", "body": "hi"}).to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let sign = |t: i64, secret: &str| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+        mac.update(format!("{t}.{body}").as_bytes());
+        format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let good = sign(now, "whsec");
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/v1/contacts",
+        &[JSON, ("X-Switchboard-Signature", &good)],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let bad = sign(now, "wrong");
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/v1/contacts",
+        &[JSON, ("X-Switchboard-Signature", &bad)],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let stale = sign(now - 600, "whsec");
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/v1/contacts",
+        &[JSON, ("X-Switchboard-Signature", &stale)],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _) = http(addr, "POST", "/v1/contacts", &[JSON], &body).await;
+    assert_eq!(status, 401);
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn accepted_contacts_survive_a_restart_and_are_offered_again() {
+    let dir = TempDir::new("restart");
+    let d = daemon(settings(&dir)).await;
+    let (_, answer) = post_contact(d.local_addr(), billing_email()).await;
+    let id = answer["id"].as_str().expect("id").to_string();
+    d.shutdown().await.expect("clean shutdown");
+
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let (status, view) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
+    assert_eq!(
+        (status, view["status"].as_str()),
+        (200, Some("queued")),
+        "{view}"
+    );
+    let mut alice = agent(addr, "alice-demo-token").await;
+    let offer = expect(&mut alice, "offer").await;
+    assert_eq!(offer["offer_id"], id.as_str());
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn an_agent_who_reconnects_within_the_grace_keeps_its_contact() {
+    let dir = TempDir::new("grace");
+    let mut s = settings(&dir);
+    s.agent_grace = Duration::from_secs(5);
+    let d = daemon(s).await;
+    let addr = d.local_addr();
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    let (_, answer) = post_contact(addr, billing_email()).await;
+    let id = answer["id"].as_str().expect("id").to_string();
+    expect(&mut alice, "offer").await;
+    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
+    expect(&mut alice, "assigned").await;
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = agent(addr, "alice-demo-token").await;
+    let hello = expect(&mut again, "hello").await;
+    assert_eq!(hello["assigned"][0]["id"], id.as_str(), "{hello}");
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn bad_agent_messages_get_error_frames_and_the_socket_stays_open() {
+    let dir = TempDir::new("badmsg");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    say(&mut alice, json!({"type": "dance"})).await;
+    assert_eq!(expect(&mut alice, "error").await["code"], "invalid_message");
+    say(&mut alice, json!({"type": "accept", "offer_id": "12345"})).await;
+    assert_eq!(expect(&mut alice, "error").await["code"], "unknown_contact");
+    say(
+        &mut alice,
+        json!({"type": "set_state", "state": "away", "reason": "lunch"}),
+    )
+    .await;
+    let state = expect_state(&mut alice, "away").await;
+    assert_eq!(state["reason"], "lunch");
+    let bad = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/agent/ws?token=nope")).await;
+    assert!(
+        bad.is_err(),
+        "an unknown token is refused before the upgrade"
+    );
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn metrics_show_the_series_after_traffic() {
+    let dir = TempDir::new("metrics");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    post_contact(addr, billing_email()).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (status, page) = http(addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    let page = page.as_str().expect("text").to_string();
+    for series in [
+        "switchboard_contacts_received_total",
+        "switchboard_queue_waiting",
+        "switchboard_queue_oldest_wait_seconds",
+        "switchboard_journal_commit_seconds",
+        "switchboard_http_requests_total",
+        "switchboard_agents",
+    ] {
+        assert!(page.contains(series), "{series} missing from /metrics");
+    }
+    let (status, _) = http(addr, "GET", "/readyz", &[], "").await;
+    assert_eq!(status, 200);
+    d.shutdown().await.expect("clean shutdown");
+}
