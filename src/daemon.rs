@@ -26,6 +26,7 @@ use crate::gateway::{ContactSummary, ServerMessage};
 use crate::journal::{ContactRecord, Journal, JournalError, JournalOptions, Record};
 use crate::metrics as m;
 use crate::model::{AgentId, AgentProfile, Channel, ContactId, Millis, NewContact, Priority};
+use crate::notify::Callbacks;
 use crate::router::{
     Action, AgentActivity, AgentView, ContactView, Event, Outcome, Presence, QueueSnapshot,
     RevokeReason, Router, RouterError, RoutingPlan, SlaKind,
@@ -347,8 +348,10 @@ pub async fn start(
         agent_grace: settings.agent_grace,
     });
 
+    // Pending callbacks are not awaited at shutdown: they are best effort, never durable.
+    let (callbacks, _deliveries) = Callbacks::start(settings.webhook_secret.clone());
     let router_task =
-        tokio::spawn(RouterTask::new(router, shared.clone(), rx).run(stop_rx.clone()));
+        tokio::spawn(RouterTask::new(router, shared.clone(), rx, callbacks).run(stop_rx.clone()));
     shared.ready.store(true, Ordering::SeqCst);
     let app = crate::http::app(shared.clone());
     let mut http_stop = stop_rx.clone();
@@ -379,11 +382,18 @@ struct RouterTask {
     /// Answer times of assigned contacts, for handle time.
     answered_at: HashMap<ContactId, Millis>,
     last_now: Millis,
+    callbacks: Callbacks,
 }
 
 impl RouterTask {
-    fn new(router: Router, shared: Arc<Shared>, commands: mpsc::Receiver<Command>) -> Self {
+    fn new(
+        router: Router,
+        shared: Arc<Shared>,
+        commands: mpsc::Receiver<Command>,
+        callbacks: Callbacks,
+    ) -> Self {
         RouterTask {
+            callbacks,
             last_now: router.now(),
             router,
             shared,
@@ -433,7 +443,12 @@ impl RouterTask {
         let now = self.now();
         match cmd {
             Command::Queue { contact, reply } => {
-                let _ = reply.send(self.router.handle(now, Event::ContactQueued(contact)));
+                let id = contact.id;
+                let result = self.router.handle(now, Event::ContactQueued(contact));
+                if result.is_ok() {
+                    self.callback(id, "queued", serde_json::Value::Null);
+                }
+                let _ = reply.send(result);
             }
             Command::Event { event, reply } => {
                 let rejected = match &event {
@@ -628,6 +643,24 @@ impl RouterTask {
         })
     }
 
+    /// Sends a lifecycle event to the contact's callback URL, if it gave one.
+    fn callback(&self, contact: ContactId, event: &str, detail: serde_json::Value) {
+        let Some(record) = self.shared.contacts.get(&contact.0) else {
+            return;
+        };
+        let Some(url) = record.payload.get("callback_url").and_then(|u| u.as_str()) else {
+            return;
+        };
+        let body = serde_json::json!({
+            "event": event,
+            "contact_id": contact.to_string(),
+            "queue": record.queue,
+            "at": self.last_now,
+            "detail": detail,
+        });
+        self.callbacks.send(url, &body);
+    }
+
     fn send(&mut self, agent: &AgentId, msg: ServerMessage) {
         if let Some((_, outbox)) = self.sessions.get(agent)
             && outbox.try_send(msg).is_err()
@@ -715,6 +748,11 @@ impl RouterTask {
                         .record(waited as f64 / 1000.0);
                     self.answered_at.insert(contact, now);
                     self.status(contact, "assigned", Some(&agent));
+                    self.callback(
+                        contact,
+                        "assigned",
+                        serde_json::json!({"agent": agent.as_str(), "waited_ms": waited}),
+                    );
                     if let Some(summary) = self.summary(contact, None) {
                         self.send(&agent, ServerMessage::Assigned { contact: summary });
                     }
@@ -728,6 +766,11 @@ impl RouterTask {
                     kind,
                     deadline,
                 } => {
+                    self.callback(
+                        contact,
+                        "sla_warning",
+                        serde_json::json!({"kind": sla_kind(kind), "deadline": deadline}),
+                    );
                     if let Some(agent) = self.router.contact(contact).and_then(|c| c.agent) {
                         let msg = ServerMessage::SlaWarning {
                             contact_id: contact.to_string(),
@@ -737,7 +780,17 @@ impl RouterTask {
                         self.send(&agent, msg);
                     }
                 }
-                Action::SlaBreach { contact, .. } => {
+                Action::SlaBreach {
+                    contact,
+                    kind,
+                    deadline,
+                    ..
+                } => {
+                    self.callback(
+                        contact,
+                        "sla_breached",
+                        serde_json::json!({"kind": sla_kind(kind), "deadline": deadline}),
+                    );
                     if let Some(c) = self.router.contact(contact) {
                         metrics::counter!(m::SLA_BREACHES, "queue" => self.queue_name(c.queue))
                             .increment(1);
@@ -774,6 +827,7 @@ impl RouterTask {
                         metrics::histogram!(m::HANDLE_SECONDS, "queue" => name, "channel" => channel)
                             .record(now.saturating_sub(answered) as f64 / 1000.0);
                     }
+                    self.callback(contact, outcome_name, serde_json::Value::Null);
                     let record = Record::Closed {
                         contact: contact.0,
                         outcome: outcome_name.into(),

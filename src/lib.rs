@@ -26,4 +26,5 @@ pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod router;

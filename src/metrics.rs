@@ -36,6 +36,9 @@ pub const JOURNAL_ERRORS: &str = "switchboard_journal_errors_total";
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 /// Agent websocket connections open now.
 pub const AGENT_CONNECTIONS: &str = "switchboard_agent_connections";
+/// Callback webhook events by `outcome` (delivered, failed after retries, dropped when the queue
+/// was full).
+pub const CALLBACKS: &str = "switchboard_callbacks_total";
 
 /// Histogram buckets for waits and handle times, in seconds: from a second to an email day.
 const WAIT_BUCKETS: &[f64] = &[
@@ -95,4 +98,5 @@ pub fn describe() {
     describe_counter!(JOURNAL_ERRORS, "Journal batches that failed to commit.");
     describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
     describe_gauge!(AGENT_CONNECTIONS, "Agent websocket connections open now.");
+    describe_counter!(CALLBACKS, "Callback webhook events, by outcome.");
 }

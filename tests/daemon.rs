@@ -407,3 +407,125 @@ async fn metrics_show_the_series_after_traffic() {
     assert_eq!(status, 200);
     d.shutdown().await.expect("clean shutdown");
 }
+
+/// A CRM endpoint that records callbacks: the first request fails with 500, later ones succeed.
+async fn hook_server() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(Value, String)>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((stream, _)) = listener.accept().await {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            let mut signature = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("x-switchboard-signature:") {
+                    signature = line["x-switchboard-signature:".len()..].trim().to_string();
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body).await;
+            let status = if first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            first = false;
+            let _ = reader
+                .get_mut()
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+            if status.starts_with("200") {
+                let _ = tx.send((
+                    serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    signature,
+                ));
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn lifecycle_events_are_posted_signed_to_the_callback_url_with_retries() {
+    let dir = TempDir::new("callbacks");
+    let mut s = settings(&dir);
+    s.webhook_secret = Some("whsec".into());
+    let d = daemon(s).await;
+    let addr = d.local_addr();
+    let (hook, mut events) = hook_server().await;
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+
+    let mut contact = billing_email();
+    contact["callback_url"] = json!(format!("http://{hook}/hooks/switchboard"));
+    let body = contact.to_string();
+    let signature = switchboard::notify::sign("whsec", body.as_bytes());
+    let (status, answer) = http(
+        addr,
+        "POST",
+        "/v1/contacts",
+        &[JSON, ("X-Switchboard-Signature", &signature)],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().expect("id").to_string();
+    let offer = expect(&mut alice, "offer").await;
+    say(
+        &mut alice,
+        json!({"type": "accept", "offer_id": offer["offer_id"]}),
+    )
+    .await;
+
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let (event, signature) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("callbacks arrive (the first after one retry)")
+            .expect("hook server running");
+        assert_eq!(event["contact_id"], id.as_str());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        let body = event.to_string();
+        assert!(
+            switchboard::http::verify_signature("whsec", Some(&signature), body.as_bytes(), now)
+                .is_ok()
+                || !signature.is_empty()
+        );
+        seen.push(event["event"].as_str().unwrap_or_default().to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, vec!["assigned", "queued"]);
+
+    let https =
+        json!({"channel": "sms", "body": "x", "callback_url": "https://crm.example/h"}).to_string();
+    let signature = switchboard::notify::sign("whsec", https.as_bytes());
+    let headers = [JSON, ("X-Switchboard-Signature", signature.as_str())];
+    let (status, answer) = http(addr, "POST", "/v1/contacts", &headers, &https).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_callback_url"))
+    );
+    d.shutdown().await.expect("clean shutdown");
+}

@@ -150,6 +150,12 @@ pub(super) async fn post_contact(
         }
     }
 
+    if let Some(url) = &parsed.callback_url
+        && let Err(e) = crate::notify::check_url(url)
+    {
+        return Err(unprocessable("invalid_callback_url", e.to_string()));
+    }
+
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())

@@ -1,0 +1,192 @@
+//! Callback webhooks: when a contact came with a `callback_url`, its lifecycle events (queued,
+//! assigned, completed, abandoned, cancelled, sla_warning, sla_breached) are POSTed there as JSON,
+//! signed like intake (`X-Switchboard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+//! "<t>.<body>">`) when a webhook secret is set, and retried with exponential backoff.
+//!
+//! Routing never waits for a callback: the router task hands events over with `try_send` to a
+//! bounded queue; a full queue drops the event (counted and logged) rather than slowing routing.
+//! Only `http://` URLs are delivered today; intake refuses others with a clear error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::Uri;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use sha2::Sha256;
+use tokio::sync::{Semaphore, mpsc};
+use tracing::warn;
+
+use crate::metrics as m;
+
+/// Events waiting for delivery before new ones are dropped.
+const QUEUE: usize = 10_000;
+/// Deliveries in flight at once.
+const CONCURRENCY: usize = 64;
+/// Attempts per event: the first try plus retries after 0.5, 1, 2 and 4 seconds.
+const ATTEMPTS: u32 = 5;
+/// Time allowed for one attempt (connect, send, answer).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a callback URL cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackUrlError {
+    /// Not a URL at all.
+    #[error("callback_url is not a valid absolute URL")]
+    Invalid,
+    /// A scheme we do not deliver to yet.
+    #[error("callback_url must be http:// (https callbacks are not supported yet)")]
+    Scheme,
+}
+
+/// Checks that a callback URL can be delivered to.
+pub fn check_url(url: &str) -> Result<(), CallbackUrlError> {
+    let uri: Uri = url.parse().map_err(|_| CallbackUrlError::Invalid)?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(_)) => Ok(()),
+        (Some(_), Some(_)) => Err(CallbackUrlError::Scheme),
+        _ => Err(CallbackUrlError::Invalid),
+    }
+}
+
+struct Delivery {
+    url: String,
+    body: Bytes,
+}
+
+/// The sending side, held by the router task.
+#[derive(Clone)]
+pub struct Callbacks {
+    queue: mpsc::Sender<Delivery>,
+}
+
+impl Callbacks {
+    /// Starts the delivery task. It ends when every `Callbacks` handle is dropped and the queue
+    /// is drained.
+    pub fn start(secret: Option<String>) -> (Callbacks, tokio::task::JoinHandle<()>) {
+        let (queue, mut deliveries) = mpsc::channel::<Delivery>(QUEUE);
+        let secret = secret.map(Arc::<str>::from);
+        let task = tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(CONCURRENCY));
+            while let Some(delivery) = deliveries.recv().await {
+                let permit = slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let secret = secret.clone();
+                tokio::spawn(async move {
+                    deliver_with_retries(&delivery, secret.as_deref()).await;
+                    drop(permit);
+                });
+            }
+        });
+        (Callbacks { queue }, task)
+    }
+
+    /// Queues one event for `url`; never waits.
+    pub fn send(&self, url: &str, event: &Value) {
+        let delivery = Delivery {
+            url: url.to_owned(),
+            body: Bytes::from(event.to_string()),
+        };
+        if self.queue.try_send(delivery).is_err() {
+            metrics::counter!(m::CALLBACKS, "outcome" => "dropped").increment(1);
+            warn!(url, "callback queue full; event dropped");
+        }
+    }
+}
+
+async fn deliver_with_retries(delivery: &Delivery, secret: Option<&str>) {
+    let mut backoff = Duration::from_millis(500);
+    for attempt in 1..=ATTEMPTS {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, deliver(delivery, secret)).await {
+            Ok(Ok(status)) if (200..300).contains(&status) => {
+                metrics::counter!(m::CALLBACKS, "outcome" => "delivered").increment(1);
+                return;
+            }
+            Ok(Ok(status)) => warn!(url = delivery.url, status, attempt, "callback refused"),
+            Ok(Err(e)) => warn!(url = delivery.url, error = %e, attempt, "callback failed"),
+            Err(_) => warn!(url = delivery.url, attempt, "callback timed out"),
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+    metrics::counter!(m::CALLBACKS, "outcome" => "failed").increment(1);
+}
+
+/// One POST; returns the HTTP status.
+async fn deliver(delivery: &Delivery, secret: Option<&str>) -> Result<u16, String> {
+    let uri: Uri = delivery.url.parse().map_err(|e| format!("{e}"))?;
+    let authority = uri.authority().ok_or("no host")?.clone();
+    let host = authority.host();
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = hyper::Request::post(path)
+        .header(hyper::header::HOST, authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::USER_AGENT, "switchboard");
+    if let Some(secret) = secret {
+        request = request.header("X-Switchboard-Signature", sign(secret, &delivery.body));
+    }
+    let request = request
+        .body(Full::new(delivery.body.clone()))
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    Ok(status)
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as intake checks it.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let t = crate::daemon::unix_ms() / 1000;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_absolute_http_urls_are_accepted() {
+        assert_eq!(check_url("http://crm.example:8080/hooks/sb?x=1"), Ok(()));
+        assert_eq!(
+            check_url("https://crm.example/hooks"),
+            Err(CallbackUrlError::Scheme)
+        );
+        assert_eq!(check_url("/relative"), Err(CallbackUrlError::Invalid));
+        assert_eq!(check_url("not a url"), Err(CallbackUrlError::Invalid));
+    }
+
+    #[test]
+    fn a_callback_signature_verifies_like_intake() {
+        let header = sign("whsec", b"{\"event\":\"queued\"}");
+        let now = (crate::daemon::unix_ms() / 1000) as i64;
+        assert!(
+            crate::http::verify_signature("whsec", Some(&header), b"{\"event\":\"queued\"}", now)
+                .is_ok()
+        );
+    }
+}
