@@ -529,3 +529,75 @@ async fn lifecycle_events_are_posted_signed_to_the_callback_url_with_retries() {
     );
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn skills_and_priority_decide_who_gets_what() {
+    let dir = TempDir::new("skills");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    // A Spanish-speaking sales call and, later, a higher-priority one; nobody is connected yet.
+    let spanish =
+        json!({"channel": "voice", "body": "hola", "queue": "sales", "skills": {"spanish": 5}});
+    let (_, first) = post_contact(addr, spanish).await;
+    let urgent = json!({"channel": "voice", "body": "urgent", "queue": "sales", "priority": 9});
+    let (_, second) = post_contact(addr, urgent).await;
+    // Dana sells but speaks no Spanish: she gets the urgent call, never the Spanish one.
+    let mut dana = agent(addr, "dana-demo-token").await;
+    let offer = expect(&mut dana, "offer").await;
+    assert_eq!(offer["offer_id"], second["id"]);
+    // Bruno speaks Spanish and sells: the Spanish call is his.
+    let mut bruno = agent(addr, "bruno-demo-token").await;
+    let offer = expect(&mut bruno, "offer").await;
+    assert_eq!(offer["offer_id"], first["id"]);
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn an_unanswered_offer_expires_and_goes_to_the_next_agent() {
+    let dir = TempDir::new("expiry");
+    let mut s = settings(&dir);
+    let support = s.config.queues.get_mut("support").expect("support queue");
+    support.offer_timeout = Some(Duration::from_millis(400));
+    let d = daemon(s).await;
+    let addr = d.local_addr();
+    let mut chen = agent(addr, "chen-demo-token").await;
+    expect(&mut chen, "hello").await;
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    let (_, answer) = post_contact(
+        addr,
+        json!({"channel": "chat", "body": "anyone?", "queue": "support"}),
+    )
+    .await;
+    let first = expect(&mut chen, "offer").await;
+    assert_eq!(first["offer_id"], answer["id"]);
+    // Chen does not answer.
+    let revoked = expect(&mut chen, "offer_revoked").await;
+    assert_eq!(revoked["reason"], "expired");
+    let second = expect(&mut alice, "offer").await;
+    assert_eq!(second["offer_id"], answer["id"]);
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_journal_that_cannot_commit_turns_intake_into_503_and_the_daemon_stays_up() {
+    let dir = TempDir::new("journal-fail");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let (status, _) = post_contact(addr, billing_email()).await;
+    assert_eq!(status, 202);
+    // Break the database under the daemon's feet: the next commit fails.
+    let db =
+        rusqlite::Connection::open(dir.0.join("switchboard.db")).expect("open the journal file");
+    db.execute_batch("DROP TABLE contacts;").expect("drop");
+    drop(db);
+    let (status, answer) = post_contact(addr, billing_email()).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{answer}"
+    );
+    let (status, _) = http(addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(status, 200, "the daemon is still up");
+    d.shutdown().await.ok();
+}

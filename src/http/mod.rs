@@ -214,9 +214,21 @@ async fn get_contact(
         .map_err(|e| ApiError::unavailable(e.to_string()))?
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     match stored {
-        Some(stored) => {
-            Ok(axum::Json(serde_json::to_value(&stored).unwrap_or(Value::Null)).into_response())
-        }
+        // The same shape as an open contact's, from the journal's last record of it.
+        Some(stored) => Ok(axum::Json(json!({
+            "id": id.to_string(),
+            "status": stored.status,
+            "queue": stored.contact.queue,
+            "channel": stored.contact.channel,
+            "priority": stored.contact.priority,
+            "agent": stored.agent,
+            "arrived_at": stored.arrived_at,
+            "updated_at": stored.updated_at,
+            "closed_at": stored.closed_at,
+            "outcome": stored.outcome,
+            "payload": stored.contact.payload,
+        }))
+        .into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
