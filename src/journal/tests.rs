@@ -465,18 +465,3 @@ fn records_replay_could_not_use_are_refused_before_queueing() {
     }
     journal.close().expect("close");
 }
-
-#[test]
-fn zz_scratch_fsync_cost() {
-    let dir = TempDir::new();
-    let rt = runtime();
-    let (journal, _) = open(&dir);
-    let started = Instant::now();
-    rt.block_on(async {
-        for id in 1..=300 {
-            journal.append(vec![accepted(id, id, None)]).await.unwrap();
-        }
-    });
-    eprintln!("sequential: {:.3} ms per commit", started.elapsed().as_secs_f64() * 1e3 / 300.0);
-    journal.close().unwrap();
-}

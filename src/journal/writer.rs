@@ -15,10 +15,7 @@ use tokio::sync::oneshot;
 
 use super::error::describe;
 use super::{JournalError, Record, Request};
-
-/// Metric names; see `crate::metrics`, which describes them.
-const COMMIT_SECONDS: &str = "switchboard_journal_commit_seconds";
-const ERRORS_TOTAL: &str = "switchboard_journal_errors_total";
+use crate::metrics::{JOURNAL_COMMIT_SECONDS, JOURNAL_ERRORS};
 
 const UPSERT_CONTACT: &str = "
     INSERT INTO contacts (id, record, status, agent, arrived_at, updated_at, closed_at, outcome)
@@ -113,14 +110,15 @@ impl Writer {
         let (results, batch_result) = match outcome {
             Ok(results) => {
                 self.batches_committed.fetch_add(1, Ordering::Relaxed);
-                ::metrics::histogram!(COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                ::metrics::histogram!(JOURNAL_COMMIT_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
                 (results, Ok(()))
             }
             Err(error) => (vec![Err(error.clone()); batch.len()], Err(error)),
         };
         let failed = results.iter().filter(|r| r.is_err()).count();
         if failed > 0 {
-            ::metrics::counter!(ERRORS_TOTAL).increment(1);
+            ::metrics::counter!(JOURNAL_ERRORS).increment(1);
         }
         for ((records, ack), result) in batch.drain(..).zip(results) {
             match ack {
