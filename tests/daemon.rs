@@ -601,3 +601,60 @@ async fn a_journal_that_cannot_commit_turns_intake_into_503_and_the_daemon_stays
     assert_eq!(status, 200, "the daemon is still up");
     d.shutdown().await.ok();
 }
+
+#[tokio::test]
+async fn an_agent_created_over_the_api_logs_in_with_its_token_and_a_hang_up_counts_as_abandoned() {
+    let dir = TempDir::new("agents");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let body = json!({"id": "erin", "name": "Erin", "skills": {"english": 7, "technical": 6}, "capacity": {"voice": 1, "chat": 2}});
+    let (status, created) = http(
+        addr,
+        "POST",
+        "/v1/agents",
+        &[JSON, ADMIN],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().expect("token").to_string();
+    let (status, _) = http(addr, "POST", "/v1/agents", &[JSON], &body.to_string()).await;
+    assert_eq!(status, 401, "creating agents is an admin call");
+    let bad = json!({"id": "x", "skills": {"klingon": 3}});
+    let (status, _) = http(addr, "POST", "/v1/agents", &[JSON, ADMIN], &bad.to_string()).await;
+    assert_eq!(status, 422);
+
+    let mut erin = agent(addr, &token).await;
+    assert_eq!(expect(&mut erin, "hello").await["agent"], "erin");
+    let (_, agents) = http(addr, "GET", "/v1/agents", &[ADMIN], "").await;
+    let listed = agents["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["id"] == "erin")
+        .cloned();
+    assert_eq!(listed.expect("erin listed")["state"], "available");
+
+    // A call erin cannot take (no billing skill) waits; the caller hangs up.
+    let (_, call) = post_contact(
+        addr,
+        json!({"channel": "voice", "body": "...", "queue": "billing"}),
+    )
+    .await;
+    let id = call["id"].as_str().expect("id");
+    let path = format!("/v1/contacts/{id}?reason=abandoned");
+    let (status, answer) = http(addr, "DELETE", &path, &[ADMIN], "").await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("abandoned"))
+    );
+    let (_, queues) = http(addr, "GET", "/v1/queues", &[ADMIN], "").await;
+    let billing = queues["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["queue"] == "billing")
+        .cloned();
+    assert_eq!(billing.expect("billing")["abandoned"], 1);
+    d.shutdown().await.expect("clean shutdown");
+}

@@ -237,16 +237,31 @@ async fn get_contact(
     }
 }
 
+/// `DELETE /v1/contacts/{id}`: withdraws a contact. `?reason=abandoned` records that the
+/// customer gave up (a voice platform reporting a hang-up), counted in abandonment and the
+/// abandon-aware service level; the default, `cancelled`, is a supervisor's removal.
 async fn delete_contact(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> ApiResult {
     require_admin(&shared, &headers)?;
     let id = parse_contact_id(&id)?;
+    let (reason, status) = match query.get("reason").map(String::as_str) {
+        None | Some("cancelled") => (WithdrawReason::Cancelled, "cancelled"),
+        Some("abandoned") => (WithdrawReason::Abandoned, "abandoned"),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_reason",
+                format!("reason {other:?}: cancelled or abandoned"),
+            ));
+        }
+    };
     let event = Event::ContactWithdrawn {
         contact: id,
-        reason: WithdrawReason::Cancelled,
+        reason,
     };
     let result = ask(&shared, |reply| Command::Event {
         event,
@@ -254,9 +269,7 @@ async fn delete_contact(
     })
     .await?;
     match result {
-        Ok(()) => {
-            Ok(axum::Json(json!({"id": id.to_string(), "status": "cancelled"})).into_response())
-        }
+        Ok(()) => Ok(axum::Json(json!({"id": id.to_string(), "status": status})).into_response()),
         Err(_) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
