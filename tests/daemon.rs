@@ -658,3 +658,68 @@ async fn an_agent_created_over_the_api_logs_in_with_its_token_and_a_hang_up_coun
     assert_eq!(billing.expect("billing")["abandoned"], 1);
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn after_the_grace_a_dropped_agents_contact_is_requeued_and_held_for_it() {
+    let dir = TempDir::new("after-grace");
+    let d = daemon(settings(&dir)).await; // grace: 300 ms
+    let addr = d.local_addr();
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    let (_, answer) = post_contact(addr, billing_email()).await;
+    let id = answer["id"].as_str().expect("id").to_string();
+    expect(&mut alice, "offer").await;
+    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
+    expect(&mut alice, "assigned").await;
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, view) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
+    assert_eq!(view["status"], "queued", "requeued after the grace: {view}");
+    // Alice comes back: it is offered to her first (she is its preferred agent for a while).
+    let mut again = agent(addr, "alice-demo-token").await;
+    let offer = expect(&mut again, "offer").await;
+    assert_eq!(offer["offer_id"], id.as_str());
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_idempotency_key_create_one_contact() {
+    let dir = TempDir::new("idem-race");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let body = billing_email().to_string();
+    let attempts = (0..10).map(|_| {
+        let body = body.clone();
+        tokio::spawn(async move {
+            http(
+                addr,
+                "POST",
+                "/v1/contacts",
+                &[JSON, ("Idempotency-Key", "same")],
+                &body,
+            )
+            .await
+        })
+    });
+    let mut ids = std::collections::BTreeSet::new();
+    for attempt in attempts {
+        let (status, answer) = attempt.await.expect("request task");
+        match status {
+            202 => {
+                ids.insert(answer["id"].as_str().expect("id").to_string());
+            }
+            409 => assert_eq!(answer["error"]["code"], "in_progress"),
+            other => panic!("unexpected {other}: {answer}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "every 202 carries the same contact");
+    let (_, queues) = http(addr, "GET", "/v1/queues", &[ADMIN], "").await;
+    let billing = queues["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["queue"] == "billing")
+        .cloned();
+    assert_eq!(billing.expect("billing")["waiting"], 1);
+    d.shutdown().await.expect("clean shutdown");
+}
