@@ -146,6 +146,16 @@ pub enum Command {
         /// The router's answer.
         reply: Option<oneshot::Sender<Result<(), RouterError>>>,
     },
+    /// An event sent by an agent over its websocket: contact-bound events are refused unless
+    /// the contact is assigned to that agent.
+    AgentEvent {
+        /// The agent that sent it.
+        agent: AgentId,
+        /// The event.
+        event: Event,
+        /// The router's answer.
+        reply: oneshot::Sender<Result<(), RouterError>>,
+    },
     /// An agent's websocket connected.
     Connect {
         /// The agent.
@@ -383,6 +393,11 @@ struct RouterTask {
     answered_at: HashMap<ContactId, Millis>,
     last_now: Millis,
     callbacks: Callbacks,
+    /// Agents whose socket dropped: the dropped session and the presence they had before, so a
+    /// reconnect within the grace restores it and only the latest drop's timer counts.
+    dropped: HashMap<AgentId, (u64, Presence)>,
+    /// The last state frame sent to each agent, to send only changes.
+    last_state: HashMap<AgentId, ServerMessage>,
 }
 
 impl RouterTask {
@@ -394,6 +409,8 @@ impl RouterTask {
     ) -> Self {
         RouterTask {
             callbacks,
+            dropped: HashMap::new(),
+            last_state: HashMap::new(),
             last_now: router.now(),
             router,
             shared,
@@ -482,6 +499,32 @@ impl RouterTask {
                     let _ = reply.send(result);
                 }
             }
+            Command::AgentEvent {
+                agent,
+                event,
+                reply,
+            } => {
+                let contact = match &event {
+                    Event::ContactCompleted { contact }
+                    | Event::ContactTransferred { contact, .. }
+                    | Event::ContactResponded { contact } => Some(*contact),
+                    _ => None,
+                };
+                if let Some(contact) = contact {
+                    let holds = self.router.contact(contact).is_some_and(|c| {
+                        c.status == crate::router::ContactStatus::Assigned
+                            && c.agent.as_ref() == Some(&agent)
+                    });
+                    if !holds {
+                        let _ = reply.send(Err(RouterError::NotAssigned(contact)));
+                        return;
+                    }
+                }
+                self.command(Command::Event {
+                    event,
+                    reply: Some(reply),
+                });
+            }
             Command::Connect {
                 agent,
                 profile,
@@ -489,28 +532,47 @@ impl RouterTask {
                 outbox,
                 reply,
             } => {
-                let known = self.router.agent(&agent).is_some();
-                let event = if known {
-                    Event::AgentProfileChanged { profile }
-                } else {
-                    Event::AgentOnline {
-                        profile,
-                        presence: Presence::Available,
-                    }
+                let previous = self.router.agent(&agent).map(|v| v.presence);
+                let presence = match (
+                    self.dropped.remove(&agent),
+                    self.sessions.contains_key(&agent),
+                ) {
+                    // Back within the grace: as before the drop (away for lunch stays away).
+                    (Some((_, before)), _) => before,
+                    // A second connection takes over; the state does not change.
+                    (None, true) => previous.clone().unwrap_or(Presence::Available),
+                    // A fresh login.
+                    (None, false) => Presence::Available,
                 };
-                let _ = self.router.handle(now, event);
-                if known {
+                let presence = if presence == Presence::Offline {
+                    Presence::Available
+                } else {
+                    presence
+                };
+                if previous.is_some() {
+                    let _ = self
+                        .router
+                        .handle(now, Event::AgentProfileChanged { profile });
                     let _ = self.router.handle(
                         now,
                         Event::AgentPresence {
                             agent: agent.clone(),
-                            presence: Presence::Available,
+                            presence,
                         },
                     );
+                } else {
+                    let _ = self
+                        .router
+                        .handle(now, Event::AgentOnline { profile, presence });
                 }
-                self.sessions.insert(agent.clone(), (session, outbox));
+                if let Some((_, old)) = self.sessions.insert(agent.clone(), (session, outbox)) {
+                    // The older connection is closed: one connection acts for an agent.
+                    let _ = old.try_send(ServerMessage::Shutdown);
+                }
                 metrics::gauge!(m::AGENT_CONNECTIONS).set(self.sessions.len() as f64);
-                let _ = reply.send(self.hello(&agent));
+                let hello = self.hello(&agent);
+                self.last_state.remove(&agent);
+                let _ = reply.send(hello);
             }
             Command::Disconnect { agent, session } => {
                 if self
@@ -518,33 +580,13 @@ impl RouterTask {
                     .get(&agent)
                     .is_some_and(|(s, _)| *s == session)
                 {
-                    self.sessions.remove(&agent);
-                    metrics::gauge!(m::AGENT_CONNECTIONS).set(self.sessions.len() as f64);
-                    // Offers go to others at once; assigned contacts wait for the grace period.
-                    let away = Presence::Away {
-                        reason: "disconnected".into(),
-                    };
-                    let _ = self.router.handle(
-                        now,
-                        Event::AgentPresence {
-                            agent: agent.clone(),
-                            presence: away,
-                        },
-                    );
-                    let tx = self.shared.router.clone();
-                    let grace = self.shared.agent_grace;
-                    tokio::spawn(async move {
-                        tokio::time::sleep(grace).await;
-                        let _ = tx.send(Command::GraceExpired { agent, session }).await;
-                    });
+                    self.drop_session(&agent, session);
                 }
             }
             Command::GraceExpired { agent, session } => {
-                let reconnected = self
-                    .sessions
-                    .get(&agent)
-                    .is_some_and(|(s, _)| *s != session);
-                if !reconnected && !self.sessions.contains_key(&agent) {
+                let latest_drop = self.dropped.get(&agent).is_some_and(|(s, _)| *s == session);
+                if latest_drop && !self.sessions.contains_key(&agent) {
+                    self.dropped.remove(&agent);
                     let _ = self.router.handle(now, Event::AgentOffline { agent });
                 }
             }
@@ -573,6 +615,37 @@ impl RouterTask {
                 });
             }
         }
+    }
+
+    /// An agent's connection is gone (closed, or stuck): offers go to others at once, assigned
+    /// contacts wait for the grace period.
+    fn drop_session(&mut self, agent: &AgentId, session: u64) {
+        self.sessions.remove(agent);
+        self.last_state.remove(agent);
+        metrics::gauge!(m::AGENT_CONNECTIONS).set(self.sessions.len() as f64);
+        let before = self
+            .router
+            .agent(agent)
+            .map_or(Presence::Available, |v| v.presence);
+        self.dropped.insert(agent.clone(), (session, before));
+        let away = Presence::Away {
+            reason: "disconnected".into(),
+        };
+        let now = self.last_now;
+        let _ = self.router.handle(
+            now,
+            Event::AgentPresence {
+                agent: agent.clone(),
+                presence: away,
+            },
+        );
+        let tx = self.shared.router.clone();
+        let grace = self.shared.agent_grace;
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = tx.send(Command::GraceExpired { agent, session }).await;
+        });
     }
 
     fn hello(&self, agent: &AgentId) -> ServerMessage {
@@ -639,7 +712,11 @@ impl RouterTask {
                 .and_then(|s| s.as_str())
                 .map(String::from),
             body,
-            customer: record.payload.get("customer").cloned(),
+            customer: record
+                .payload
+                .get("customer")
+                .filter(|c| !c.is_null())
+                .cloned(),
         })
     }
 
@@ -662,10 +739,14 @@ impl RouterTask {
     }
 
     fn send(&mut self, agent: &AgentId, msg: ServerMessage) {
-        if let Some((_, outbox)) = self.sessions.get(agent)
-            && outbox.try_send(msg).is_err()
-        {
-            warn!(%agent, "agent connection is not reading its frames; dropping one");
+        let Some((session, outbox)) = self.sessions.get(agent) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = outbox.try_send(msg) {
+            // The client stopped reading: treat it as gone rather than drop frames silently.
+            warn!(%agent, "agent connection is not reading its frames; disconnecting it");
+            let session = *session;
+            self.drop_session(agent, session);
         }
     }
 
@@ -744,9 +825,11 @@ impl RouterTask {
                         .unwrap_or(Channel::Webhook);
                     metrics::counter!(m::OFFERS, "queue" => name.clone(), "outcome" => "accepted")
                         .increment(1);
-                    metrics::histogram!(m::WAIT_SECONDS, "queue" => name, "channel" => channel.as_str())
-                        .record(waited as f64 / 1000.0);
-                    self.answered_at.insert(contact, now);
+                    // A contact answered again after a requeue was already counted.
+                    if self.answered_at.insert(contact, now).is_none() {
+                        metrics::histogram!(m::WAIT_SECONDS, "queue" => name, "channel" => channel.as_str())
+                            .record(waited as f64 / 1000.0);
+                    }
                     self.status(contact, "assigned", Some(&agent));
                     self.callback(
                         contact,
@@ -843,16 +926,21 @@ impl RouterTask {
         }
     }
 
+    /// Tells the agent its state, if it changed since the last frame.
     fn send_state(&mut self, agent: &AgentId) {
-        if let Some(view) = self.router.agent(agent) {
-            let reason = match &view.activity {
-                AgentActivity::Away(r) => Some(r.clone()),
-                _ => None,
-            };
-            let msg = ServerMessage::State {
-                state: activity_name(&view.activity).into(),
-                reason,
-            };
+        let Some(view) = self.router.agent(agent) else {
+            return;
+        };
+        let reason = match &view.activity {
+            AgentActivity::Away(r) => Some(r.clone()),
+            _ => None,
+        };
+        let msg = ServerMessage::State {
+            state: activity_name(&view.activity).into(),
+            reason,
+        };
+        if self.last_state.get(agent) != Some(&msg) && self.sessions.contains_key(agent) {
+            self.last_state.insert(agent.clone(), msg.clone());
             self.send(agent, msg);
         }
     }

@@ -723,3 +723,77 @@ async fn concurrent_retries_with_one_idempotency_key_create_one_contact() {
     assert_eq!(billing.expect("billing")["waiting"], 1);
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn an_agent_cannot_complete_a_contact_it_does_not_hold() {
+    let dir = TempDir::new("ownership");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    let (_, answer) = post_contact(addr, billing_email()).await;
+    let id = answer["id"].as_str().expect("id").to_string();
+    expect(&mut alice, "offer").await;
+    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
+    expect(&mut alice, "assigned").await;
+    let mut bruno = agent(addr, "bruno-demo-token").await;
+    expect(&mut bruno, "hello").await;
+    say(&mut bruno, json!({"type": "complete", "contact_id": id})).await;
+    assert_eq!(expect(&mut bruno, "error").await["code"], "not_assigned");
+    say(
+        &mut bruno,
+        json!({"type": "transfer", "contact_id": id, "queue": "support"}),
+    )
+    .await;
+    assert_eq!(expect(&mut bruno, "error").await["code"], "not_assigned");
+    let (_, view) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
+    assert_eq!(
+        (view["status"].as_str(), view["agent"].as_str()),
+        (Some("assigned"), Some("alice"))
+    );
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_reconnect_within_the_grace_keeps_the_agent_away_if_it_was_away() {
+    let dir = TempDir::new("away-reconnect");
+    let mut s = settings(&dir);
+    s.agent_grace = Duration::from_secs(5);
+    let d = daemon(s).await;
+    let addr = d.local_addr();
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    say(
+        &mut alice,
+        json!({"type": "set_state", "state": "away", "reason": "lunch"}),
+    )
+    .await;
+    expect_state(&mut alice, "away").await;
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = agent(addr, "alice-demo-token").await;
+    let hello = expect(&mut again, "hello").await;
+    assert_eq!(hello["state"], "away", "{hello}");
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_second_connection_takes_over_and_the_first_is_told_to_go() {
+    let dir = TempDir::new("takeover");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let mut first = agent(addr, "alice-demo-token").await;
+    expect(&mut first, "hello").await;
+    let mut second = agent(addr, "alice-demo-token").await;
+    expect(&mut second, "hello").await;
+    expect(&mut first, "shutdown").await;
+    let (_, answer) = post_contact(addr, billing_email()).await;
+    let offer = expect(&mut second, "offer").await;
+    assert_eq!(offer["offer_id"], answer["id"]);
+    let (status, body) = http(addr, "PUT", "/v1/contacts", &[JSON], "{}").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    d.shutdown().await.expect("clean shutdown");
+}

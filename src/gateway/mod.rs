@@ -38,6 +38,11 @@ pub enum AgentMessage {
         #[serde(default)]
         disposition: Option<String>,
     },
+    /// The agent sent its first reply (chat, email): stops the first-response SLA clock.
+    Responded {
+        /// The contact.
+        contact_id: String,
+    },
     /// End wrap-up (of one contact, or of all).
     Ready {
         /// The contact whose wrap-up ends; all when absent.

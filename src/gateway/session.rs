@@ -205,6 +205,10 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
             Some(contact) => Event::ContactCompleted { contact },
             None => return unknown(&contact_id),
         },
+        AgentMessage::Responded { contact_id } => match contact(&contact_id) {
+            Some(contact) => Event::ContactResponded { contact },
+            None => return unknown(&contact_id),
+        },
         AgentMessage::Ready { contact_id } => {
             let contact = match contact_id {
                 None => None,
@@ -237,7 +241,15 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
                         ));
                     }
                 },
-                (None, Some(a)) => TransferTarget::Agent(AgentId::new(a)),
+                (None, Some(a)) if shared.agents.contains_key(&a) => {
+                    TransferTarget::Agent(AgentId::new(a))
+                }
+                (None, Some(a)) => {
+                    return Some(ServerMessage::error(
+                        "unknown_agent",
+                        format!("unknown agent {a:?}"),
+                    ));
+                }
                 _ => {
                     return Some(ServerMessage::error(
                         "invalid_message",
@@ -251,9 +263,10 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
     let (reply, answer) = oneshot::channel();
     if shared
         .router
-        .send(Command::Event {
+        .send(Command::AgentEvent {
+            agent: agent.clone(),
             event,
-            reply: Some(reply),
+            reply,
         })
         .await
         .is_err()

@@ -90,8 +90,9 @@ pub fn verify_signature(
 pub(super) async fn post_contact(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult {
+    let body = body.map_err(super::body_error)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -150,6 +151,14 @@ pub(super) async fn post_contact(
         }
     }
 
+    if let Some(agent) = &parsed.preferred_agent
+        && !shared.agents.contains_key(agent)
+    {
+        return Err(unprocessable(
+            "unknown_agent",
+            format!("unknown preferred_agent {agent:?}"),
+        ));
+    }
     if let Some(url) = &parsed.callback_url
         && let Err(e) = crate::notify::check_url(url)
     {
@@ -179,18 +188,33 @@ pub(super) async fn post_contact(
             }
         }
     }
-    let result = accept(&shared, parsed, channel, queue, key.clone()).await;
-    if let Some(key) = key {
-        match &result {
-            Ok(answer) => {
-                shared.idempotency.insert(key, Some(answer.clone()));
-            }
-            Err(_) => {
-                shared.idempotency.remove(&key);
-            }
+    // Released if this request fails or the client goes away mid-way, so the key is not stuck
+    // answering 409.
+    let mut pending = PendingKey {
+        shared: &shared,
+        key: key.clone(),
+    };
+    let answer = accept(&shared, parsed, channel, queue, key).await?;
+    if let Some(key) = pending.key.take() {
+        shared.idempotency.insert(key, Some(answer.clone()));
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+}
+
+/// An idempotency key claimed by a request in flight.
+struct PendingKey<'a> {
+    shared: &'a Shared,
+    key: Option<String>,
+}
+
+impl Drop for PendingKey<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.shared
+                .idempotency
+                .remove_if(&key, |_, answer| answer.is_none());
         }
     }
-    result.map(|answer| (StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
 /// Journals the contact, then hands it to the router. Returns the 202 body.

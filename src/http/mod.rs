@@ -71,6 +71,17 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// A body axum could not read (too large, cut off), as a JSON error.
+pub(crate) fn body_error(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+    let status = rejection.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too_large"
+    } else {
+        "invalid_body"
+    };
+    ApiError::new(status, code, rejection.body_text())
+}
+
 /// The HTTP application.
 pub fn app(shared: Arc<Shared>) -> HttpRouter {
     HttpRouter::new()
@@ -85,6 +96,13 @@ pub fn app(shared: Arc<Shared>) -> HttpRouter {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_page))
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::middleware::from_fn(count_requests))
         .with_state(shared)
@@ -348,9 +366,10 @@ fn build_profile(plan: &RoutingPlan, id: &str, body: &AgentBody) -> Result<Agent
 async fn post_agent(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult {
     require_admin(&shared, &headers)?;
+    let body = body.map_err(body_error)?;
     let raw: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
     let parsed: AgentBody = serde_json::from_value(raw.clone())
