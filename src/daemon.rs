@@ -396,6 +396,8 @@ struct RouterTask {
     /// Agents whose socket dropped: the dropped session and the presence they had before, so a
     /// reconnect within the grace restores it and only the latest drop's timer counts.
     dropped: HashMap<AgentId, (u64, Presence)>,
+    /// Who holds each assigned contact, to tell them when it is taken away.
+    holders: HashMap<ContactId, AgentId>,
     /// The last state frame sent to each agent, to send only changes.
     last_state: HashMap<AgentId, ServerMessage>,
 }
@@ -410,6 +412,7 @@ impl RouterTask {
         RouterTask {
             callbacks,
             dropped: HashMap::new(),
+            holders: HashMap::new(),
             last_state: HashMap::new(),
             last_now: router.now(),
             router,
@@ -720,6 +723,17 @@ impl RouterTask {
         })
     }
 
+    /// Tells the agent that held a contact that it no longer does.
+    fn tell_holder(&mut self, contact: ContactId, reason: &str) {
+        if let Some(agent) = self.holders.remove(&contact) {
+            let msg = ServerMessage::ContactEnded {
+                contact_id: contact.to_string(),
+                reason: reason.into(),
+            };
+            self.send(&agent, msg);
+        }
+    }
+
     /// Sends a lifecycle event to the contact's callback URL, if it gave one.
     fn callback(&self, contact: ContactId, event: &str, detail: serde_json::Value) {
         let Some(record) = self.shared.contacts.get(&contact.0) else {
@@ -831,6 +845,7 @@ impl RouterTask {
                             .record(waited as f64 / 1000.0);
                     }
                     self.status(contact, "assigned", Some(&agent));
+                    self.holders.insert(contact, agent.clone());
                     self.callback(
                         contact,
                         "assigned",
@@ -841,8 +856,13 @@ impl RouterTask {
                     }
                     self.send_state(&agent);
                 }
-                Action::Requeued { contact, .. } | Action::Transferred { contact, .. } => {
+                Action::Requeued { contact, .. } => {
                     self.status(contact, "queued", None);
+                    self.tell_holder(contact, "requeued");
+                }
+                Action::Transferred { contact, .. } => {
+                    self.status(contact, "queued", None);
+                    self.tell_holder(contact, "transferred");
                 }
                 Action::SlaWarning {
                     contact,
@@ -891,6 +911,13 @@ impl RouterTask {
                     outcome,
                 } => {
                     let name = self.queue_name(queue);
+                    match outcome {
+                        Outcome::Completed => {
+                            self.holders.remove(&contact);
+                        }
+                        Outcome::Abandoned => self.tell_holder(contact, "abandoned"),
+                        Outcome::Cancelled => self.tell_holder(contact, "cancelled"),
+                    }
                     let outcome_name = match outcome {
                         Outcome::Completed => "completed",
                         Outcome::Abandoned => "abandoned",

@@ -797,3 +797,25 @@ async fn a_second_connection_takes_over_and_the_first_is_told_to_go() {
     );
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn an_agent_is_told_when_a_supervisor_cancels_its_contact() {
+    let dir = TempDir::new("told");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    let (_, answer) = post_contact(addr, billing_email()).await;
+    let id = answer["id"].as_str().expect("id").to_string();
+    expect(&mut alice, "offer").await;
+    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
+    expect(&mut alice, "assigned").await;
+    let (status, _) = http(addr, "DELETE", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
+    assert_eq!(status, 200);
+    let ended = expect(&mut alice, "contact_ended").await;
+    assert_eq!(
+        (ended["contact_id"].as_str(), ended["reason"].as_str()),
+        (Some(id.as_str()), Some("cancelled"))
+    );
+    d.shutdown().await.expect("clean shutdown");
+}

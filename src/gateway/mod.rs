@@ -146,6 +146,14 @@ pub enum ServerMessage {
         /// What went wrong, for a human.
         message: String,
     },
+    /// A contact this agent held was taken away by someone else (cancelled or abandoned, or
+    /// transferred by a supervisor or another agent) or requeued because the agent was gone.
+    ContactEnded {
+        /// The contact.
+        contact_id: String,
+        /// cancelled, abandoned, transferred or requeued.
+        reason: String,
+    },
     /// The daemon is shutting down; reconnect later.
     Shutdown,
 }
