@@ -11,8 +11,15 @@
 //!   - `router/agent.rs`, `router/contact.rs`: the router's records of agents and contacts;
 //!   - `router/stats.rs`: per-queue counters and service-level arithmetic.
 //!
-//! Planned, per ARCHITECTURE.md: `journal` (durability), `channels` (email, chat, webhook),
-//! `gateway` (agent websocket), `http`, `daemon`, `metrics`, `classify`, `sim`.
+//! - [`journal`]: durability; SQLite in WAL mode, one writer thread with group commit, replay.
+//! - [`http`]: the one HTTP listener: webhook intake, admin API, health, metrics.
+//! - [`gateway`]: the agent websocket protocol and its sessions.
+//! - [`notify`]: callback webhooks for contacts' lifecycle events.
+//! - [`metrics`]: every metric name, unit and help text.
+//! - [`daemon`]: wiring; the router task that owns routing state; startup and shutdown.
+//! - [`loadgen`]: the load generator (`switchboard loadgen`) that measures a running daemon.
+//!
+//! Planned, per ARCHITECTURE.md: `channels` (email, chat), `classify`, `sim`.
 //!
 //! Data flows from the channel adapters through classification and the journal into the router
 //! task, which drives [`router::Router`] and executes its actions; see ARCHITECTURE.md.
@@ -24,6 +31,7 @@ pub mod daemon;
 pub mod gateway;
 pub mod http;
 pub mod journal;
+pub mod loadgen;
 pub mod metrics;
 pub mod model;
 pub mod notify;

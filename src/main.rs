@@ -11,6 +11,10 @@
 //!   (127.0.0.1:8080), `SWITCHBOARD_DATA_DIR` (./data), `SWITCHBOARD_ADMIN_TOKEN`,
 //!   `SWITCHBOARD_WEBHOOK_SECRET`. Without `--config` and without `config/switchboard.toml` in
 //!   the working directory it runs on the configuration built into the binary.
+//!
+//! - `loadgen`: drives a running daemon with agents on the websocket and contacts on the intake,
+//!   and reports throughput and latency, optionally next to an in-process HTTP baseline (see
+//!   `switchboard::loadgen` and docs/performance.md).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,6 +68,69 @@ enum Command {
         #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Load a running daemon: agents that take every offer, contacts at a rate; report
+    /// throughput, HTTP and ingest-to-offer latency, journal commits and memory.
+    Loadgen(LoadgenArgs),
+}
+
+/// Options of `switchboard loadgen`.
+#[derive(Debug, clap::Args)]
+struct LoadgenArgs {
+    /// The daemon (plain http://host:port).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Admin bearer token, to create the agents.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// The daemon's config file, for skill, queue and channel names (default:
+    /// config/switchboard.toml if present, else the built-in one).
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Agents to create and connect (ids: the prefix and a number).
+    #[arg(long, default_value_t = 100)]
+    agents: usize,
+    /// Contacts per second; 0 posts as fast as the connections allow.
+    #[arg(long, default_value_t = 100)]
+    rate: u32,
+    /// How long to post (with --idle: how long to hold the agents).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Keep-alive HTTP connections posting contacts: the most requests in flight.
+    #[arg(long, default_value_t = 256)]
+    connections: usize,
+    /// Queue of the contacts.
+    #[arg(long, default_value = "support")]
+    queue: String,
+    /// Channel of the contacts.
+    #[arg(long, default_value = "chat")]
+    channel: String,
+    /// Also run the same client against a trivial in-process HTTP server, in the same run.
+    #[arg(long)]
+    baseline: bool,
+    /// Only connect the agents and hold them for --duration; post nothing.
+    #[arg(long)]
+    idle: bool,
+    /// The daemon's pid: read its memory and CPU time from /proc.
+    #[arg(long)]
+    daemon_pid: Option<u32>,
+    /// Prefix of the agent ids.
+    #[arg(long, default_value = "loadgen-")]
+    agent_prefix: String,
+    /// After posting, how long to wait for the offers of acknowledged contacts.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    drain: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// How `loadgen` prints its report.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Format {
+    /// A table for people.
+    Table,
+    /// JSON for scripts.
+    Json,
 }
 
 /// Exit status for a config with problems: the file is there but wrong.
@@ -75,6 +142,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Loadgen(args) => loadgen(args),
         Command::Serve {
             config,
             http_addr,
@@ -139,6 +207,57 @@ fn serve(settings: switchboard::daemon::Settings) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+fn loadgen(args: LoadgenArgs) -> ExitCode {
+    let config = match load_for_serve(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_UNREADABLE);
+        }
+    };
+    let options = switchboard::loadgen::Options {
+        url: args.url,
+        admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        config,
+        agents: args.agents,
+        rate: args.rate,
+        duration: args.duration,
+        connections: args.connections,
+        queue: args.queue,
+        channel: args.channel,
+        baseline: args.baseline,
+        idle: args.idle,
+        daemon_pid: args.daemon_pid,
+        agent_prefix: args.agent_prefix,
+        drain: args.drain,
+    };
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime
+                .block_on(switchboard::loadgen::run(options))
+                .map_err(anyhow::Error::from)
+        });
+    match report {
+        Ok(report) => {
+            match args.format {
+                Format::Table => print!("{}", report.table()),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("the report serializes")
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
