@@ -105,8 +105,14 @@ async fn run(shared: Arc<Shared>, agent: AgentId, profile: AgentProfile, socket:
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(msg) => {
-                    let last = msg == ServerMessage::Shutdown;
-                    if send(&mut sink, &msg).await.is_err() || last {
+                    // Frames queued meanwhile go out with this one in a single write.
+                    let mut last = msg == ServerMessage::Shutdown;
+                    let mut ok = feed(&mut sink, &msg).await.is_ok();
+                    while ok && !last && let Ok(next) = frames.try_recv() {
+                        last = next == ServerMessage::Shutdown;
+                        ok = feed(&mut sink, &next).await.is_ok();
+                    }
+                    if !ok || sink.flush().await.is_err() || last {
                         break;
                     }
                 }
@@ -155,8 +161,17 @@ async fn send(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
     msg: &ServerMessage,
 ) -> Result<(), axum::Error> {
+    feed(sink, msg).await?;
+    sink.flush().await
+}
+
+/// Queues a frame without flushing it.
+async fn feed(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    msg: &ServerMessage,
+) -> Result<(), axum::Error> {
     let text = serde_json::to_string(msg).expect("server messages serialize");
-    sink.send(Message::Text(text.into())).await
+    sink.feed(Message::Text(text.into())).await
 }
 
 /// Applies one agent frame; returns an error frame to send back, if any.
