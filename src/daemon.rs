@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::gateway::{ContactSummary, ServerMessage};
 use crate::journal::{ContactRecord, Journal, JournalError, JournalOptions, Record};
 use crate::metrics as m;
-use crate::model::{AgentId, AgentProfile, Channel, ContactId, Millis, NewContact, Priority};
+use crate::model::{AgentId, AgentProfile, Channel, ContactId, Millis, NewContact};
 use crate::notify::Callbacks;
 use crate::router::{
     Action, AgentActivity, AgentView, ContactView, Event, Outcome, Presence, QueueSnapshot,
@@ -1019,9 +1019,4 @@ fn sla_kind(kind: SlaKind) -> &'static str {
         SlaKind::FirstResponse => "first_response",
         SlaKind::Resolution => "resolution",
     }
-}
-
-/// Priority for a contact from intake: given or 0.
-pub fn intake_priority(p: Option<i32>) -> Priority {
-    Priority(p.unwrap_or(0))
 }

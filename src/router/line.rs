@@ -111,12 +111,6 @@ impl Line {
             .position(|p| p.contact == contact)
             .map(|i| i + 1)
     }
-
-    /// Approximate heap bytes held by this line's set (for the memory report).
-    pub fn approx_bytes(&self) -> usize {
-        // B-tree nodes hold up to 11 keys; with typical fill the overhead is about 1.5x the keys.
-        self.places.len() * std::mem::size_of::<Place>() * 3 / 2
-    }
 }
 
 #[cfg(test)]

@@ -1995,19 +1995,6 @@ impl Router {
         }
     }
 
-    /// Rough heap bytes held by the router's routing state, for the memory figures in
-    /// docs/performance.md (the benchmark measures the real allocation; this is a cross-check).
-    pub fn approx_waiting_bytes(&self) -> usize {
-        let per_contact = std::mem::size_of::<Contact>() + std::mem::size_of::<ContactId>() + 1;
-        self.contacts.capacity() * per_contact
-            + self
-                .classes
-                .iter()
-                .map(|c| c.line.approx_bytes())
-                .sum::<usize>()
-            + self.timers.capacity() * std::mem::size_of::<Reverse<Timer>>()
-    }
-
     /// Checks the router's internal bookkeeping: every contact is in exactly one place, agents'
     /// loads match what they hold, offered and assigned contacts meet their requirement. For
     /// tests; returns the first inconsistency found.
