@@ -396,6 +396,8 @@ struct RouterTask {
     /// Agents whose socket dropped: the dropped session and the presence they had before, so a
     /// reconnect within the grace restores it and only the latest drop's timer counts.
     dropped: HashMap<AgentId, (u64, Presence)>,
+    /// State changes of the current round, journaled together.
+    records: Vec<Record>,
     /// Who holds each assigned contact, to tell them when it is taken away.
     holders: HashMap<ContactId, AgentId>,
     /// The last state frame sent to each agent, to send only changes.
@@ -413,6 +415,7 @@ impl RouterTask {
             callbacks,
             dropped: HashMap::new(),
             holders: HashMap::new(),
+            records: Vec::new(),
             last_state: HashMap::new(),
             last_now: router.now(),
             router,
@@ -764,21 +767,33 @@ impl RouterTask {
         }
     }
 
-    fn status(&self, contact: ContactId, status: &str, agent: Option<&AgentId>) {
-        let record = Record::Status {
+    /// Records a state change; written with the others of the same round (see
+    /// `execute_actions`).
+    fn status(&mut self, contact: ContactId, status: &str, agent: Option<&AgentId>) {
+        self.records.push(Record::Status {
             contact: contact.0,
             status: status.into(),
             agent: agent.map(|a| a.to_string()),
             at: self.last_now,
-        };
-        if let Err(e) = self.shared.journal.append_nowait(vec![record]) {
-            warn!(%contact, error = %e, "state change not journaled");
-        }
+        });
     }
 
     fn execute_actions(&mut self) {
         let actions: Vec<Action> = self.router.drain_actions().collect();
         let now = self.last_now;
+        self.execute(actions, now);
+        // One journal request for every state change of this round, not one each: at moderate
+        // load each request would otherwise be its own transaction and fsync.
+        if !self.records.is_empty() {
+            let records = std::mem::take(&mut self.records);
+            let n = records.len();
+            if let Err(e) = self.shared.journal.append_nowait(records) {
+                warn!(records = n, error = %e, "state changes not journaled");
+            }
+        }
+    }
+
+    fn execute(&mut self, actions: Vec<Action>, now: Millis) {
         for action in actions {
             match action {
                 Action::Offer {
@@ -938,14 +953,11 @@ impl RouterTask {
                             .record(now.saturating_sub(answered) as f64 / 1000.0);
                     }
                     self.callback(contact, outcome_name, serde_json::Value::Null);
-                    let record = Record::Closed {
+                    self.records.push(Record::Closed {
                         contact: contact.0,
                         outcome: outcome_name.into(),
                         at: now,
-                    };
-                    if let Err(e) = self.shared.journal.append_nowait(vec![record]) {
-                        warn!(%contact, error = %e, "close not journaled");
-                    }
+                    });
                     self.shared.contacts.remove(&contact.0);
                 }
                 Action::Position { .. } | Action::Escalated { .. } => {}
