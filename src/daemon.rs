@@ -49,6 +49,9 @@ pub struct Settings {
     pub agent_grace: Duration,
     /// fsync every journal commit (turn off only for tests and benchmarks of the rest).
     pub fsync: bool,
+    /// Most contacts open at once (waiting, offered or assigned); beyond it intake answers 503,
+    /// so a flood with no agents to serve it cannot grow the daemon until the host runs out.
+    pub max_open_contacts: usize,
 }
 
 /// Why the daemon could not start.
@@ -115,6 +118,8 @@ pub struct Shared {
     pub next_session: AtomicU64,
     /// Grace for dropped agents.
     pub agent_grace: Duration,
+    /// Most contacts open at once before intake answers 503.
+    pub max_open_contacts: usize,
 }
 
 /// Hex SHA-256 of an agent token: tokens are stored and compared hashed.
@@ -356,6 +361,7 @@ pub async fn start(
         shutting_down: stop_rx.clone(),
         next_session: AtomicU64::new(1),
         agent_grace: settings.agent_grace,
+        max_open_contacts: settings.max_open_contacts,
     });
 
     // Pending callbacks are not awaited at shutdown: they are best effort, never durable.

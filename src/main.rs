@@ -58,6 +58,13 @@ enum Command {
         /// How long a dropped agent keeps its assigned contacts.
         #[arg(long, env = "SWITCHBOARD_AGENT_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
         agent_grace: Duration,
+        /// Most contacts open at once; beyond it intake answers 503 with Retry-After.
+        #[arg(
+            long,
+            env = "SWITCHBOARD_MAX_OPEN_CONTACTS",
+            default_value_t = 1_000_000
+        )]
+        max_open_contacts: usize,
     },
     /// Validate a config file and print a summary, or every problem found.
     ///
@@ -150,6 +157,7 @@ fn main() -> ExitCode {
             admin_token,
             webhook_secret,
             agent_grace,
+            max_open_contacts,
         } => {
             let settings = match load_for_serve(config.as_deref()) {
                 Ok(config) => switchboard::daemon::Settings {
@@ -160,6 +168,7 @@ fn main() -> ExitCode {
                     webhook_secret: webhook_secret.filter(|s| !s.is_empty()),
                     agent_grace,
                     fsync: true,
+                    max_open_contacts,
                 },
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -33,6 +33,7 @@ fn settings(dir: &TempDir) -> Settings {
         webhook_secret: None,
         agent_grace: Duration::from_millis(300),
         fsync: false,
+        max_open_contacts: 10_000,
     }
 }
 
@@ -817,5 +818,41 @@ async fn an_agent_is_told_when_a_supervisor_cancels_its_contact() {
         (ended["contact_id"].as_str(), ended["reason"].as_str()),
         (Some(id.as_str()), Some("cancelled"))
     );
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn intake_answers_503_once_the_open_contact_limit_is_reached() {
+    let dir = TempDir::new("cap");
+    let mut s = settings(&dir);
+    s.max_open_contacts = 2;
+    let d = daemon(s).await;
+    let addr = d.local_addr();
+    for _ in 0..2 {
+        let (status, _) = post_contact(addr, billing_email()).await;
+        assert_eq!(status, 202);
+    }
+    let (status, answer) = post_contact(addr, billing_email()).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{answer}"
+    );
+    // Once one leaves, intake takes contacts again.
+    let (_, queues) = http(addr, "GET", "/v1/queues", &[ADMIN], "").await;
+    assert_eq!(
+        queues["queues"]
+            .as_array()
+            .expect("queues")
+            .iter()
+            .map(|q| q["waiting"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        2
+    );
+    let (status, _) = http(addr, "DELETE", "/v1/contacts/1", &[ADMIN], "").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = post_contact(addr, billing_email()).await;
+    assert_eq!(status, 202);
     d.shutdown().await.expect("clean shutdown");
 }

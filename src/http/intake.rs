@@ -165,6 +165,13 @@ pub(super) async fn post_contact(
         return Err(unprocessable("invalid_callback_url", e.to_string()));
     }
 
+    if shared.contacts.len() >= shared.max_open_contacts {
+        return Err(ApiError::unavailable(format!(
+            "over capacity: {} contacts open (SWITCHBOARD_MAX_OPEN_CONTACTS); try later",
+            shared.max_open_contacts
+        )));
+    }
+
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
