@@ -86,6 +86,43 @@ async fn expect_state(socket: &mut Socket, state: &str) -> Value {
     }
 }
 
+/// Polls an admin GET until `done` holds for its JSON answer (at most 5 s): waits for an event
+/// the test cannot subscribe to, without a fixed sleep.
+async fn eventually(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = http(addr, "GET", path, &[ADMIN], "").await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never got there: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// True once `GET /v1/agents` shows the agent's dropped connection (away, "disconnected").
+fn disconnected(agents: &Value, id: &str) -> bool {
+    agents["agents"]
+        .as_array()
+        .and_then(|all| all.iter().find(|a| a["id"] == id))
+        .is_some_and(|a| a["reason"] == "disconnected")
+}
+
+/// Alice logged in and holding a freshly posted billing email: her socket and the contact id.
+async fn alice_holds_a_billing_email(addr: SocketAddr) -> (Socket, String) {
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    let (_, answer) = post_contact(addr, billing_email()).await;
+    let id = answer["id"].as_str().expect("id").to_string();
+    expect(&mut alice, "offer").await;
+    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
+    expect(&mut alice, "assigned").await;
+    (alice, id)
+}
+
 async fn say(socket: &mut Socket, value: Value) {
     socket
         .send(Message::Text(value.to_string().into()))
@@ -138,10 +175,9 @@ async fn a_posted_contact_is_offered_accepted_completed_and_the_agent_made_ready
     expect_state(&mut alice, "available").await;
 
     // Gone from the router, the journal still knows it.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, view) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
-    assert_eq!(status, 200, "{view}");
-    assert_eq!(view["outcome"], "completed");
+    let path = format!("/v1/contacts/{id}");
+    let view = eventually(addr, &path, |v| v["outcome"] == "completed").await;
+    assert_eq!(view["status"], "completed", "{view}");
     d.shutdown().await.expect("clean shutdown");
 }
 
@@ -343,15 +379,9 @@ async fn an_agent_who_reconnects_within_the_grace_keeps_its_contact() {
     s.agent_grace = Duration::from_secs(5);
     let d = daemon(s).await;
     let addr = d.local_addr();
-    let mut alice = agent(addr, "alice-demo-token").await;
-    expect(&mut alice, "hello").await;
-    let (_, answer) = post_contact(addr, billing_email()).await;
-    let id = answer["id"].as_str().expect("id").to_string();
-    expect(&mut alice, "offer").await;
-    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
-    expect(&mut alice, "assigned").await;
+    let (alice, id) = alice_holds_a_billing_email(addr).await;
     drop(alice);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(addr, "/v1/agents", |a| disconnected(a, "alice")).await;
     let mut again = agent(addr, "alice-demo-token").await;
     let hello = expect(&mut again, "hello").await;
     assert_eq!(hello["assigned"][0]["id"], id.as_str(), "{hello}");
@@ -390,20 +420,20 @@ async fn metrics_show_the_series_after_traffic() {
     let d = daemon(settings(&dir)).await;
     let addr = d.local_addr();
     post_contact(addr, billing_email()).await;
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let (status, page) = http(addr, "GET", "/metrics", &[], "").await;
-    assert_eq!(status, 200);
-    let page = page.as_str().expect("text").to_string();
-    for series in [
+    let wanted = [
         "switchboard_contacts_received_total",
         "switchboard_queue_waiting",
         "switchboard_queue_oldest_wait_seconds",
         "switchboard_journal_commit_seconds",
         "switchboard_http_requests_total",
         "switchboard_agents",
-    ] {
-        assert!(page.contains(series), "{series} missing from /metrics");
-    }
+    ];
+    // Gauges are refreshed once a second: the page must carry them all within 5 s.
+    eventually(addr, "/metrics", |page| {
+        page.as_str()
+            .is_some_and(|text| wanted.iter().all(|series| text.contains(series)))
+    })
+    .await;
     let (status, _) = http(addr, "GET", "/readyz", &[], "").await;
     assert_eq!(status, 200);
     d.shutdown().await.expect("clean shutdown");
@@ -665,17 +695,11 @@ async fn after_the_grace_a_dropped_agents_contact_is_requeued_and_held_for_it() 
     let dir = TempDir::new("after-grace");
     let d = daemon(settings(&dir)).await; // grace: 300 ms
     let addr = d.local_addr();
-    let mut alice = agent(addr, "alice-demo-token").await;
-    expect(&mut alice, "hello").await;
-    let (_, answer) = post_contact(addr, billing_email()).await;
-    let id = answer["id"].as_str().expect("id").to_string();
-    expect(&mut alice, "offer").await;
-    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
-    expect(&mut alice, "assigned").await;
+    let (alice, id) = alice_holds_a_billing_email(addr).await;
     drop(alice);
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let (_, view) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
-    assert_eq!(view["status"], "queued", "requeued after the grace: {view}");
+    // Requeued after the 300 ms grace.
+    let path = format!("/v1/contacts/{id}");
+    eventually(addr, &path, |v| v["status"] == "queued").await;
     // Alice comes back: it is offered to her first (she is its preferred agent for a while).
     let mut again = agent(addr, "alice-demo-token").await;
     let offer = expect(&mut again, "offer").await;
@@ -730,13 +754,7 @@ async fn an_agent_cannot_complete_a_contact_it_does_not_hold() {
     let dir = TempDir::new("ownership");
     let d = daemon(settings(&dir)).await;
     let addr = d.local_addr();
-    let mut alice = agent(addr, "alice-demo-token").await;
-    expect(&mut alice, "hello").await;
-    let (_, answer) = post_contact(addr, billing_email()).await;
-    let id = answer["id"].as_str().expect("id").to_string();
-    expect(&mut alice, "offer").await;
-    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
-    expect(&mut alice, "assigned").await;
+    let (_alice, id) = alice_holds_a_billing_email(addr).await;
     let mut bruno = agent(addr, "bruno-demo-token").await;
     expect(&mut bruno, "hello").await;
     say(&mut bruno, json!({"type": "complete", "contact_id": id})).await;
@@ -771,7 +789,7 @@ async fn a_reconnect_within_the_grace_keeps_the_agent_away_if_it_was_away() {
     .await;
     expect_state(&mut alice, "away").await;
     drop(alice);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(addr, "/v1/agents", |a| disconnected(a, "alice")).await;
     let mut again = agent(addr, "alice-demo-token").await;
     let hello = expect(&mut again, "hello").await;
     assert_eq!(hello["state"], "away", "{hello}");
@@ -804,13 +822,7 @@ async fn an_agent_is_told_when_a_supervisor_cancels_its_contact() {
     let dir = TempDir::new("told");
     let d = daemon(settings(&dir)).await;
     let addr = d.local_addr();
-    let mut alice = agent(addr, "alice-demo-token").await;
-    expect(&mut alice, "hello").await;
-    let (_, answer) = post_contact(addr, billing_email()).await;
-    let id = answer["id"].as_str().expect("id").to_string();
-    expect(&mut alice, "offer").await;
-    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
-    expect(&mut alice, "assigned").await;
+    let (mut alice, id) = alice_holds_a_billing_email(addr).await;
     let (status, _) = http(addr, "DELETE", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
     assert_eq!(status, 200);
     let ended = expect(&mut alice, "contact_ended").await;
@@ -851,7 +863,15 @@ async fn intake_answers_503_once_the_open_contact_limit_is_reached() {
     );
     let (status, _) = http(addr, "DELETE", "/v1/contacts/1", &[ADMIN], "").await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually(addr, "/v1/queues", |q| {
+        q["queues"].as_array().is_some_and(|qs| {
+            qs.iter()
+                .map(|q| q["waiting"].as_u64().unwrap_or(0))
+                .sum::<u64>()
+                == 1
+        })
+    })
+    .await;
     let (status, _) = post_contact(addr, billing_email()).await;
     assert_eq!(status, 202);
     d.shutdown().await.expect("clean shutdown");

@@ -23,7 +23,7 @@ use crate::model::{
     AgentId, AgentProfile, AgentSkills, Capacity, Channel, ContactId, NewContact, Priority,
     SkillReq,
 };
-use crate::router::{ContactStatus, Event, RoutingPlan, WithdrawReason};
+use crate::router::{ContactStatus, Event, Presence, RoutingPlan, WithdrawReason};
 
 pub use intake::verify_signature;
 
@@ -435,6 +435,10 @@ async fn list_agents(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> A
                 "id": entry.key(),
                 "name": entry.name,
                 "state": view.map(|v| activity_name(&v.activity)).unwrap_or("offline"),
+                "reason": view.and_then(|v| match &v.presence {
+                    Presence::Away { reason } => Some(reason.clone()),
+                    _ => None,
+                }),
                 "assigned": view.map(|v| v.assigned.iter().map(|c| c.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
                 "offers": view.map(|v| v.offers.iter().map(|c| c.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
             })
