@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod channels;
 pub mod config;
 pub mod daemon;
 pub mod gateway;
