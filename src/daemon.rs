@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::channels::email::{self, EmailChannel};
 use crate::config::Config;
 use crate::gateway::{ContactSummary, ServerMessage};
 use crate::journal::{ContactRecord, Journal, JournalError, JournalOptions, Record};
@@ -52,6 +53,12 @@ pub struct Settings {
     /// Most contacts open at once (waiting, offered or assigned); beyond it intake answers 503,
     /// so a flood with no agents to serve it cannot grow the daemon until the host runs out.
     pub max_open_contacts: usize,
+    /// SMTP listener; `None` runs without one.
+    pub smtp_addr: Option<SocketAddr>,
+    /// LMTP listener, for an MTA's `lmtp:` transport.
+    pub lmtp_addr: Option<SocketAddr>,
+    /// Outgoing mail relay (lettre URL); `None` keeps outgoing mail in the outbox.
+    pub smtp_relay: Option<String>,
 }
 
 /// Why the daemon could not start.
@@ -71,6 +78,9 @@ pub enum DaemonError {
     /// The metrics recorder could not be installed.
     #[error("metrics: {0}")]
     Metrics(String),
+    /// The STARTTLS certificate or key could not be loaded.
+    #[error("email TLS: {0}")]
+    Tls(String),
 }
 
 /// An agent known to the daemon (from config or the admin API).
@@ -120,6 +130,8 @@ pub struct Shared {
     pub agent_grace: Duration,
     /// Most contacts open at once before intake answers 503.
     pub max_open_contacts: usize,
+    /// The email channel.
+    pub email: EmailChannel,
 }
 
 /// Hex SHA-256 of an agent token: tokens are stored and compared hashed.
@@ -181,6 +193,13 @@ pub enum Command {
         /// The connection that closed.
         session: u64,
     },
+    /// A customer's message on a contact: the agent holding it gets the frame.
+    Deliver {
+        /// The contact.
+        contact: ContactId,
+        /// The `message` frame.
+        message: ServerMessage,
+    },
     /// A dropped agent's grace ran out.
     GraceExpired {
         /// The agent.
@@ -215,6 +234,8 @@ pub struct Snapshot {
 /// A running daemon.
 pub struct Daemon {
     addr: SocketAddr,
+    smtp_addr: Option<SocketAddr>,
+    lmtp_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     journal: Journal,
@@ -224,6 +245,16 @@ impl Daemon {
     /// The address the HTTP listener is bound to (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The SMTP listener's address, if one runs.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp_addr
+    }
+
+    /// The LMTP listener's address, if one runs.
+    pub fn lmtp_addr(&self) -> Option<SocketAddr> {
+        self.lmtp_addr
     }
 
     /// Graceful shutdown: stop accepting, tell agents, let the router task finish, flush the
@@ -314,6 +345,21 @@ pub async fn start(
         }
     }
     router.drain_actions().for_each(drop);
+    let window = crate::config::duration::millis(settings.config.email.reopen_window);
+    let reader = journal.clone();
+    let threads =
+        tokio::task::spawn_blocking(move || reader.thread_index(now.saturating_sub(window)))
+            .await
+            .map_err(|e| DaemonError::Journal(JournalError::Read(e.to_string())))??;
+    let email_tls = match (
+        &settings.config.email.tls_cert,
+        &settings.config.email.tls_key,
+    ) {
+        (Some(cert), Some(key)) => {
+            Some(email::listener::tls_config(cert, key).map_err(DaemonError::Tls)?)
+        }
+        _ => None,
+    };
     let idempotency = DashMap::new();
     for (key, _, response) in &replay.idempotency {
         idempotency.insert(key.clone(), Some(response.clone()));
@@ -362,6 +408,11 @@ pub async fn start(
         next_session: AtomicU64::new(1),
         agent_grace: settings.agent_grace,
         max_open_contacts: settings.max_open_contacts,
+        email: EmailChannel::new(
+            settings.config.email.clone(),
+            settings.smtp_relay.clone(),
+            threads,
+        ),
     });
 
     // Pending callbacks are not awaited at shutdown: they are best effort, never durable.
@@ -381,10 +432,39 @@ pub async fn start(
         }
     });
     info!(%addr, "listening (HTTP API, agent websocket at /v1/agent/ws, metrics at /metrics)");
+    let mut tasks = vec![http_task, router_task];
+    tasks.push(tokio::spawn(email::outbound::run(
+        shared.clone(),
+        stop_rx.clone(),
+    )));
+    let mut mail_addrs = [None, None];
+    let listeners = [
+        (settings.smtp_addr, email::smtp::Protocol::Smtp),
+        (settings.lmtp_addr, email::smtp::Protocol::Lmtp),
+    ];
+    for (i, (mail_addr, protocol)) in listeners.into_iter().enumerate() {
+        let Some(mail_addr) = mail_addr else { continue };
+        let (bound, task) = email::listener::start(
+            shared.clone(),
+            mail_addr,
+            protocol,
+            email_tls.clone(),
+            stop_rx.clone(),
+        )
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: mail_addr,
+            source,
+        })?;
+        mail_addrs[i] = Some(bound);
+        tasks.push(task);
+    }
     Ok(Daemon {
         addr,
+        smtp_addr: mail_addrs[0],
+        lmtp_addr: mail_addrs[1],
         stop,
-        tasks: vec![http_task, router_task],
+        tasks,
         journal,
     })
 }
@@ -600,6 +680,11 @@ impl RouterTask {
                 if latest_drop && !self.sessions.contains_key(&agent) {
                     self.dropped.remove(&agent);
                     let _ = self.router.handle(now, Event::AgentOffline { agent });
+                }
+            }
+            Command::Deliver { contact, message } => {
+                if let Some(agent) = self.holders.get(&contact).cloned() {
+                    self.send(&agent, message);
                 }
             }
             Command::Contact { id, reply } => {

@@ -65,6 +65,16 @@ enum Command {
             default_value_t = 1_000_000
         )]
         max_open_contacts: usize,
+        /// SMTP listen address (overrides `email.smtp_addr`; "" turns SMTP off).
+        #[arg(long, env = "SWITCHBOARD_SMTP_ADDR")]
+        smtp_addr: Option<String>,
+        /// LMTP listen address (overrides `email.lmtp_addr`; "" turns LMTP off).
+        #[arg(long, env = "SWITCHBOARD_LMTP_ADDR")]
+        lmtp_addr: Option<String>,
+        /// Outgoing mail relay as a lettre URL, e.g. smtp://127.0.0.1:25 (overrides
+        /// `email.relay`).
+        #[arg(long, env = "SWITCHBOARD_SMTP_RELAY", hide_env_values = true)]
+        smtp_relay: Option<String>,
     },
     /// Validate a config file and print a summary, or every problem found.
     ///
@@ -140,6 +150,20 @@ enum Format {
     Json,
 }
 
+/// A mail listener address: the flag or environment variable, else the config; empty is off.
+fn mail_addr(
+    given: Option<String>,
+    configured: Option<&String>,
+) -> Result<Option<SocketAddr>, String> {
+    match given.as_ref().or(configured).map(|a| a.trim()) {
+        None | Some("") => Ok(None),
+        Some(addr) => addr
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{addr:?} is not an address like 127.0.0.1:2525: {e}")),
+    }
+}
+
 /// Exit status for a config with problems: the file is there but wrong.
 const EXIT_INVALID: u8 = 1;
 /// Exit status for a config that could not be read or parsed at all.
@@ -158,9 +182,29 @@ fn main() -> ExitCode {
             webhook_secret,
             agent_grace,
             max_open_contacts,
+            smtp_addr,
+            lmtp_addr,
+            smtp_relay,
         } => {
             let settings = match load_for_serve(config.as_deref()) {
                 Ok(config) => switchboard::daemon::Settings {
+                    smtp_addr: match mail_addr(smtp_addr, Some(&config.email.smtp_addr)) {
+                        Ok(addr) => addr,
+                        Err(e) => {
+                            eprintln!("error: SWITCHBOARD_SMTP_ADDR: {e}");
+                            return ExitCode::from(EXIT_UNREADABLE);
+                        }
+                    },
+                    lmtp_addr: match mail_addr(lmtp_addr, config.email.lmtp_addr.as_ref()) {
+                        Ok(addr) => addr,
+                        Err(e) => {
+                            eprintln!("error: SWITCHBOARD_LMTP_ADDR: {e}");
+                            return ExitCode::from(EXIT_UNREADABLE);
+                        }
+                    },
+                    smtp_relay: smtp_relay
+                        .filter(|r| !r.is_empty())
+                        .or_else(|| config.email.relay.clone()),
                     config,
                     http_addr,
                     data_dir,

@@ -39,6 +39,16 @@ pub const AGENT_CONNECTIONS: &str = "switchboard_agent_connections";
 /// Callback webhook events by `outcome` (delivered, failed after retries, dropped when the queue
 /// was full).
 pub const CALLBACKS: &str = "switchboard_callbacks_total";
+/// Inbound email messages by `outcome` (new_contact, joined, reopened, duplicate, rate_limited).
+pub const EMAIL_RECEIVED: &str = "switchboard_email_received_total";
+/// SMTP/LMTP transactions refused or failed, by `reason` (unknown_mailbox, too_large,
+/// rate_limited, journal, timeout, protocol).
+pub const SMTP_REJECTED: &str = "switchboard_smtp_rejected_total";
+/// Outgoing mail by `kind` (acknowledgement, reply) and `outcome` (queued, sent, retried,
+/// failed).
+pub const EMAIL_SENT: &str = "switchboard_email_outgoing_total";
+/// Outgoing mail waiting in the outbox (not yet taken by the relay).
+pub const EMAIL_OUTBOX: &str = "switchboard_email_outbox_pending";
 
 /// Histogram buckets for waits and handle times, in seconds: from a second to an email day.
 const WAIT_BUCKETS: &[f64] = &[
@@ -99,4 +109,14 @@ pub fn describe() {
     describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
     describe_gauge!(AGENT_CONNECTIONS, "Agent websocket connections open now.");
     describe_counter!(CALLBACKS, "Callback webhook events, by outcome.");
+    describe_counter!(EMAIL_RECEIVED, "Inbound email messages, by outcome.");
+    describe_counter!(
+        SMTP_REJECTED,
+        "SMTP/LMTP transactions refused or failed, by reason."
+    );
+    describe_counter!(EMAIL_SENT, "Outgoing mail, by kind and outcome.");
+    describe_gauge!(
+        EMAIL_OUTBOX,
+        "Outgoing mail waiting in the outbox for the relay."
+    );
 }

@@ -34,6 +34,9 @@ fn settings(dir: &TempDir) -> Settings {
         agent_grace: Duration::from_millis(300),
         fsync: false,
         max_open_contacts: 10_000,
+        smtp_addr: None,
+        lmtp_addr: None,
+        smtp_relay: None,
     }
 }
 

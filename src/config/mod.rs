@@ -29,6 +29,7 @@
 
 mod compile;
 pub mod duration;
+mod email;
 mod error;
 mod validate;
 
@@ -39,6 +40,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use email::{AcknowledgementConfig, EmailConfig, RateLimitConfig};
 pub use error::{ConfigError, Problem};
 
 /// The daemon's built-in configuration, used when no file is given; also the shipped example.
@@ -62,6 +64,9 @@ pub struct Config {
     /// Agents the daemon knows at start, so a new user can try it without provisioning.
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// The email channel.
+    #[serde(default)]
+    pub email: EmailConfig,
 }
 
 /// `[routing]`: center-wide settings, and defaults for the keys a queue may leave out.

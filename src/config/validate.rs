@@ -29,6 +29,7 @@ impl Config {
         check.queues();
         check.overflow_loops();
         check.agents();
+        check.email();
         if check.problems.is_empty() {
             Ok(())
         } else {
@@ -281,6 +282,56 @@ impl Checker<'_> {
                     }
                     Mark::Done => {}
                 }
+            }
+        }
+    }
+
+    fn email(&mut self) {
+        let email = &self.config.email;
+        let addresses = std::iter::once(("email.smtp_addr", Some(&email.smtp_addr))).chain(
+            std::iter::once(("email.lmtp_addr", email.lmtp_addr.as_ref())),
+        );
+        for (path, addr) in addresses {
+            if let Some(addr) = addr
+                && !addr.is_empty()
+                && addr.parse::<std::net::SocketAddr>().is_err()
+            {
+                self.problem(
+                    path,
+                    format!("{addr:?} is not an address like \"127.0.0.1:2525\""),
+                );
+            }
+        }
+        if email.hostname.trim().is_empty() || email.hostname.contains(char::is_whitespace) {
+            self.problem("email.hostname", "must be a host name without spaces");
+        }
+        if email.max_message_size < 1024 {
+            self.problem("email.max_message_size", "must be at least 1024 bytes");
+        }
+        if email.sender_rate_limit.messages > 0 && email.sender_rate_limit.per.is_zero() {
+            self.problem("email.sender_rate_limit.per", "must be longer than zero");
+        }
+        if email.tls_cert.is_some() != email.tls_key.is_some() {
+            self.problem("email.tls_key", "tls_cert and tls_key go together");
+        }
+        for (address, queue) in &email.mailboxes {
+            let path = format!("email.mailboxes.{address:?}");
+            if !address.contains('@') || address.contains(char::is_whitespace) {
+                self.problem(
+                    path.clone(),
+                    "must be an address like \"support@example.com\"",
+                );
+            }
+            if !self.config.queues.contains_key(queue) {
+                self.problem(path, format!("unknown queue {queue:?}"));
+            }
+        }
+        for (i, queue) in email.acknowledgement.queues.iter().enumerate() {
+            if !self.config.queues.contains_key(queue) {
+                self.problem(
+                    format!("email.acknowledgement.queues[{i}]"),
+                    format!("unknown queue {queue:?}"),
+                );
             }
         }
     }

@@ -49,6 +49,14 @@ pub enum AgentMessage {
         #[serde(default)]
         contact_id: Option<String>,
     },
+    /// Answer the customer of an assigned contact (email: sent from the queue's mailbox,
+    /// threaded, with `[#id]` in the subject). Counts as the first response for the SLA.
+    Reply {
+        /// The contact.
+        contact_id: String,
+        /// The answer, plain text.
+        text: String,
+    },
     /// Hand a contact to another queue or agent.
     Transfer {
         /// The contact.
@@ -153,6 +161,30 @@ pub enum ServerMessage {
         contact_id: String,
         /// cancelled, abandoned, transferred or requeued.
         reason: String,
+    },
+    /// The customer wrote again on a contact this agent holds.
+    Message {
+        /// The contact.
+        contact_id: String,
+        /// The channel it came through.
+        channel: String,
+        /// The sender's address, if known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// Subject, for email.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        /// The message text.
+        text: String,
+        /// When it arrived (Unix ms).
+        at: u64,
+    },
+    /// A `reply` was accepted: durable and on its way (email: in the outbox).
+    ReplyQueued {
+        /// The contact.
+        contact_id: String,
+        /// The outgoing message's id.
+        message_id: String,
     },
     /// The daemon is shutting down; reconnect later.
     Shutdown,

@@ -15,6 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AgentMessage, ServerMessage};
+use crate::channels::email;
 use crate::daemon::{Command, Shared, hash_token};
 use crate::http::ApiError;
 use crate::model::{AgentId, AgentProfile, ContactId};
@@ -242,6 +243,14 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
                 contact,
             }
         }
+        AgentMessage::Reply { contact_id, text } => {
+            return Some(match contact(&contact_id) {
+                Some(id) => reply(shared, agent, id, &text).await,
+                None => {
+                    ServerMessage::error("unknown_contact", format!("no contact {contact_id:?}"))
+                }
+            });
+        }
         AgentMessage::Transfer {
             contact_id,
             queue,
@@ -297,6 +306,62 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(router_error(&e)),
         Err(_) => Some(ServerMessage::error("unavailable", "router not running")),
+    }
+}
+
+/// An agent's reply to the customer of a contact it holds: made durable, then the contact counts
+/// as responded to.
+async fn reply(shared: &Shared, agent: &AgentId, id: ContactId, text: &str) -> ServerMessage {
+    let (tx, rx) = oneshot::channel();
+    if shared
+        .router
+        .send(Command::Contact { id, reply: tx })
+        .await
+        .is_err()
+    {
+        return ServerMessage::error("unavailable", "router not running");
+    }
+    let holds = rx.await.ok().flatten().is_some_and(|view| {
+        view.status == crate::router::ContactStatus::Assigned && view.agent.as_ref() == Some(agent)
+    });
+    if !holds {
+        return router_error(&RouterError::NotAssigned(id));
+    }
+    if text.trim().is_empty() {
+        return ServerMessage::error("invalid_message", "reply text is empty");
+    }
+    let Some(record) = shared.contacts.get(&id.0).map(|r| r.clone()) else {
+        return router_error(&RouterError::UnknownContact(id));
+    };
+    if record.channel != "email" {
+        return ServerMessage::error(
+            "unsupported_channel",
+            format!("replies to {} contacts are not supported", record.channel),
+        );
+    }
+    let now = crate::daemon::unix_ms();
+    let prepared = match email::outbound::reply(&shared.email, &record, text, now) {
+        Ok(prepared) => prepared,
+        Err(e) => return ServerMessage::error("cannot_reply", e.to_string()),
+    };
+    if let Err(e) = shared.journal.append(prepared.records().to_vec()).await {
+        return ServerMessage::error("unavailable", format!("journal cannot commit: {e}"));
+    }
+    shared.email.remember(&prepared.mail.message_id, id.0);
+    email::outbound::queued(&prepared.mail);
+    shared.email.outbox_ready.notify_one();
+    let (tx, rx) = oneshot::channel();
+    let responded = Command::AgentEvent {
+        agent: agent.clone(),
+        event: Event::ContactResponded { contact: id },
+        reply: tx,
+    };
+    if shared.router.send(responded).await.is_ok() {
+        let _ = rx.await;
+    }
+    ServerMessage::ReplyQueued {
+        contact_id: id.to_string(),
+        message_id: prepared.mail.message_id,
     }
 }
 

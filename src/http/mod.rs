@@ -4,6 +4,7 @@
 //! can act on: 400 malformed, 401 credentials or signature, 404, 409, 413, 415, 422 unknown
 //! queue/skill/channel, 503 with `Retry-After` when the journal cannot commit.
 
+mod email;
 mod intake;
 
 use std::sync::Arc;
@@ -33,7 +34,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -87,6 +88,14 @@ pub fn app(shared: Arc<Shared>) -> HttpRouter {
     HttpRouter::new()
         .route("/v1/contacts", post(intake::post_contact))
         .route("/v1/contacts/{id}", get(get_contact).delete(delete_contact))
+        .route("/v1/contacts/{id}/messages", get(email::get_messages))
+        .route(
+            "/v1/email/inbound",
+            post(email::post_inbound).layer(axum::extract::DefaultBodyLimit::max(
+                shared.email.config.max_message_size.saturating_add(1),
+            )),
+        )
+        .route("/v1/email/outbox", get(email::get_outbox))
         .route("/v1/agents", post(post_agent).get(list_agents))
         .route("/v1/queues", get(list_queues))
         .route("/v1/agent/ws", get(crate::gateway::session::upgrade))

@@ -139,6 +139,83 @@ pub enum Record {
     },
     /// An agent created or updated (tokens are stored hashed by the caller).
     Agent(AgentRecord),
+    /// A closed contact is open again (a customer replied within the reopen window); the
+    /// record replaces the stored one, so a replay routes it with its new arrival and
+    /// preferred agent.
+    Reopened {
+        /// The contact as it is routed again.
+        contact: ContactRecord,
+    },
+    /// A message of a contact's conversation (an email in or out), kept raw.
+    Message(MessageRecord),
+    /// Outgoing mail to send, durable until sent or given up.
+    Outgoing(OutgoingMail),
+    /// What became of an outgoing mail's latest attempt.
+    Delivery {
+        /// The contact the mail belongs to (the attempt is also an event of the contact).
+        contact: u64,
+        /// The mail's Message-ID.
+        message_id: String,
+        /// pending (will retry), sent, failed (given up).
+        status: String,
+        /// Attempts made so far.
+        attempts: u32,
+        /// When to try next while pending.
+        next_attempt_at: UnixMillis,
+        /// The relay's answer or the connection error, for the outbox report.
+        last_error: Option<String>,
+        /// When this was recorded.
+        at: UnixMillis,
+    },
+}
+
+/// Statuses of outgoing mail in a [`Record::Delivery`].
+pub const DELIVERY_STATUSES: &[&str] = &["pending", "sent", "failed"];
+
+/// One message of a contact's conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// The contact it belongs to.
+    pub contact: u64,
+    /// inbound or outbound.
+    pub direction: String,
+    /// Its Message-ID, without angle brackets, when it has one.
+    pub message_id: Option<String>,
+    /// The message as received or sent: nothing is lost to parsing.
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+    /// What the parser made of it (or, outbound, what was sent), as JSON.
+    pub parsed: serde_json::Value,
+    /// When it was received or queued.
+    pub at: UnixMillis,
+}
+
+/// Outgoing mail waiting in the outbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingMail {
+    /// Its Message-ID, without angle brackets; the outbox key.
+    pub message_id: String,
+    /// The contact it belongs to.
+    pub contact: u64,
+    /// acknowledgement or reply.
+    pub kind: String,
+    /// Envelope sender.
+    pub mail_from: String,
+    /// Envelope recipients.
+    pub recipients: Vec<String>,
+    /// The formatted message.
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+    /// pending, sent or failed.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When to try next while pending.
+    pub next_attempt_at: UnixMillis,
+    /// The latest failure, if any.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: UnixMillis,
 }
 
 /// A contact that had not left when the journal was last written: the router takes it back.
@@ -319,12 +396,35 @@ impl Journal {
     /// router). Reads on the calling thread through the read-only connection: callers in async
     /// code use `spawn_blocking`.
     pub fn lookup(&self, id: u64) -> Result<Option<StoredContact>, JournalError> {
-        let reader = self
-            .shared
+        read::lookup(&self.reader(), id).map_err(JournalError::Read)
+    }
+
+    /// Message-IDs of the messages of contacts open or closed since `since`, with their
+    /// contact: what threading needs at start. Blocking, like [`Journal::lookup`].
+    pub fn thread_index(&self, since: UnixMillis) -> Result<Vec<(String, u64)>, JournalError> {
+        read::thread_index(&self.reader(), since).map_err(JournalError::Read)
+    }
+
+    /// Messages of one contact in order, raw bytes included. Blocking.
+    pub fn messages(&self, contact: u64) -> Result<Vec<MessageRecord>, JournalError> {
+        read::messages(&self.reader(), contact).map_err(JournalError::Read)
+    }
+
+    /// The outbox: every outgoing mail not yet sent or given up when `pending_only`, else all
+    /// of it (newest first, at most `limit`). Blocking.
+    pub fn outbox(
+        &self,
+        pending_only: bool,
+        limit: usize,
+    ) -> Result<Vec<OutgoingMail>, JournalError> {
+        read::outbox(&self.reader(), pending_only, limit).map_err(JournalError::Read)
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        self.shared
             .reader
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        read::lookup(&reader, id).map_err(JournalError::Read)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stops accepting (for every clone), commits everything queued, joins the writer thread.
@@ -427,8 +527,28 @@ fn validate(records: &[Record]) -> Result<(), JournalError> {
     };
     for record in records {
         let problem = match record {
-            Record::Accepted { contact, .. } => too_big("contact id", contact.id)
-                .or_else(|| too_big("arrived_at", contact.arrived_at)),
+            Record::Accepted { contact, .. } | Record::Reopened { contact } => {
+                too_big("contact id", contact.id)
+                    .or_else(|| too_big("arrived_at", contact.arrived_at))
+            }
+            Record::Message(m) => too_big("contact id", m.contact).or_else(|| too_big("at", m.at)),
+            Record::Outgoing(mail) => too_big("contact id", mail.contact)
+                .or_else(|| too_big("next_attempt_at", mail.next_attempt_at))
+                .or_else(|| too_big("created_at", mail.created_at)),
+            Record::Delivery {
+                status,
+                next_attempt_at,
+                at,
+                ..
+            } => {
+                if DELIVERY_STATUSES.contains(&status.as_str()) {
+                    too_big("next_attempt_at", *next_attempt_at).or_else(|| too_big("at", *at))
+                } else {
+                    Some(JournalError::Invalid(format!(
+                        "delivery status {status:?} is not one of {DELIVERY_STATUSES:?}"
+                    )))
+                }
+            }
             Record::Status {
                 contact,
                 status,

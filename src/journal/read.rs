@@ -6,7 +6,9 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::error::describe;
-use super::{AgentRecord, ContactRecord, OpenContact, Replay, StoredContact};
+use super::{
+    AgentRecord, ContactRecord, MessageRecord, OpenContact, OutgoingMail, Replay, StoredContact,
+};
 
 /// Reads everything the daemon needs to resume. Runs once, on the writer's connection, before
 /// the writer thread starts.
@@ -135,4 +137,124 @@ fn decode_contact(id: i64, json: &str) -> Result<ContactRecord, String> {
 /// A stored non-negative integer (a time or an id) back to `u64`.
 fn unsigned(value: i64, what: &str) -> Result<u64, String> {
     u64::try_from(value).map_err(|_| format!("stored {what} {value} is negative"))
+}
+
+/// Message-IDs of messages whose contact is open or closed at or after `since`.
+pub(crate) fn thread_index(conn: &Connection, since: u64) -> Result<Vec<(String, u64)>, String> {
+    let since = i64::try_from(since).unwrap_or(i64::MAX);
+    let sql_error = |e: rusqlite::Error| describe(&e);
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT m.message_id, m.contact FROM messages m JOIN contacts c ON c.id = m.contact
+             WHERE m.message_id IS NOT NULL AND (c.closed_at IS NULL OR c.closed_at >= ?1)
+             ORDER BY m.seq",
+        )
+        .map_err(sql_error)?;
+    let rows = statement
+        .query_map([since], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+        .map_err(sql_error)?;
+    let mut index = Vec::new();
+    for row in rows {
+        let (id, contact) = row.map_err(sql_error)?;
+        index.push((id, unsigned(contact, "contact id")?));
+    }
+    Ok(index)
+}
+
+/// One contact's messages in the order they were recorded.
+pub(crate) fn messages(conn: &Connection, contact: u64) -> Result<Vec<MessageRecord>, String> {
+    let Ok(id) = i64::try_from(contact) else {
+        return Ok(Vec::new());
+    };
+    let sql_error = |e: rusqlite::Error| describe(&e);
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT direction, message_id, raw, parsed, at FROM messages
+             WHERE contact = ?1 ORDER BY seq",
+        )
+        .map_err(sql_error)?;
+    let rows = statement
+        .query_map([id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+            ))
+        })
+        .map_err(sql_error)?;
+    let mut messages = Vec::new();
+    for row in rows {
+        let (direction, message_id, raw, parsed, at) = row.map_err(sql_error)?;
+        messages.push(MessageRecord {
+            contact,
+            direction,
+            message_id,
+            raw,
+            parsed: serde_json::from_str(&parsed)
+                .map_err(|e| format!("contact {contact}: stored message is unreadable: {e}"))?,
+            at: unsigned(at, "message time")?,
+        });
+    }
+    Ok(messages)
+}
+
+/// Outgoing mail: pending only (oldest due first), or all (newest first); at most `limit`.
+pub(crate) fn outbox(
+    conn: &Connection,
+    pending_only: bool,
+    limit: usize,
+) -> Result<Vec<OutgoingMail>, String> {
+    let sql_error = |e: rusqlite::Error| describe(&e);
+    let sql = if pending_only {
+        "SELECT message_id, contact, kind, mail_from, recipients, raw, status, attempts,
+                next_attempt_at, last_error, created_at
+         FROM outbox WHERE status = 'pending' ORDER BY next_attempt_at LIMIT ?1"
+    } else {
+        "SELECT message_id, contact, kind, mail_from, recipients, raw, status, attempts,
+                next_attempt_at, last_error, created_at
+         FROM outbox ORDER BY created_at DESC LIMIT ?1"
+    };
+    let mut statement = conn.prepare_cached(sql).map_err(sql_error)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement
+        .query_map([limit], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, Vec<u8>>(5)?,
+                row.get::<_, String>(6)?,
+                row.get::<_, u32>(7)?,
+                row.get::<_, i64>(8)?,
+                row.get::<_, Option<String>>(9)?,
+                row.get::<_, i64>(10)?,
+            ))
+        })
+        .map_err(sql_error)?;
+    let mut mails = Vec::new();
+    for row in rows {
+        let (id, contact, kind, mail_from, recipients, raw, status, attempts, next, error, created) =
+            row.map_err(sql_error)?;
+        mails.push(OutgoingMail {
+            recipients: serde_json::from_str(&recipients)
+                .map_err(|e| format!("outgoing mail {id}: stored recipients unreadable: {e}"))?,
+            message_id: id,
+            contact: unsigned(contact, "contact id")?,
+            kind,
+            mail_from,
+            raw,
+            status,
+            attempts,
+            next_attempt_at: unsigned(next, "next_attempt_at")?,
+            last_error: error,
+            created_at: unsigned(created, "created_at")?,
+        });
+    }
+    Ok(mails)
 }

@@ -10,7 +10,7 @@ use super::error::describe;
 
 /// The schema this build writes, kept in `PRAGMA user_version`. Bump it with a migration step in
 /// [`migrate`]; never edit a released step.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of a Switchboard journal ("SWBD"): `file(1)` and we can tell it from
 /// another program's SQLite file.
@@ -59,6 +59,39 @@ CREATE TABLE agents (
     profile    TEXT    NOT NULL,  -- JSON
     updated_at INTEGER NOT NULL   -- Unix ms
 ) WITHOUT ROWID;
+";
+
+/// Version 2: the email channel. Messages of a contact's conversation, kept raw (nothing is
+/// lost to parsing) and findable by Message-ID for threading; and the outbox of outgoing mail,
+/// durable until the relay takes it or it is given up.
+const SCHEMA_V2: &str = "
+CREATE TABLE messages (
+    seq        INTEGER PRIMARY KEY,
+    contact    INTEGER NOT NULL,
+    direction  TEXT    NOT NULL,  -- inbound, outbound
+    message_id TEXT,              -- without angle brackets
+    raw        BLOB    NOT NULL,
+    parsed     TEXT    NOT NULL,  -- JSON
+    at         INTEGER NOT NULL   -- Unix ms
+);
+CREATE INDEX messages_contact ON messages (contact);
+CREATE INDEX messages_message_id ON messages (message_id);
+
+CREATE TABLE outbox (
+    message_id      TEXT    PRIMARY KEY,
+    contact         INTEGER NOT NULL,
+    kind            TEXT    NOT NULL,  -- acknowledgement, reply
+    mail_from       TEXT    NOT NULL,
+    recipients      TEXT    NOT NULL,  -- JSON array
+    raw             BLOB    NOT NULL,
+    status          TEXT    NOT NULL,  -- pending, sent, failed
+    attempts        INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,  -- Unix ms
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending';
 ";
 
 /// Opens the writer's connection: WAL, the requested durability, the schema migrated to
@@ -130,6 +163,9 @@ fn migrate(conn: &Connection) -> Result<(), String> {
     }
     if version < 1 {
         step(conn, 1, SCHEMA_V1)?;
+    }
+    if version < 2 {
+        step(conn, 2, SCHEMA_V2)?;
     }
     Ok(())
 }

@@ -41,6 +41,18 @@ const UPSERT_AGENT: &str = "
         name = excluded.name, token_hash = excluded.token_hash,
         profile = excluded.profile, updated_at = excluded.updated_at";
 
+const INSERT_MESSAGE: &str = "
+    INSERT INTO messages (contact, direction, message_id, raw, parsed, at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_OUTGOING: &str = "
+    INSERT INTO outbox (message_id, contact, kind, mail_from, recipients, raw, status, attempts,
+                        next_attempt_at, last_error, created_at, updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)";
+const UPDATE_DELIVERY: &str = "
+    UPDATE outbox SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5,
+                      updated_at = ?6
+    WHERE message_id = ?1";
+
 /// Who waits for a request's outcome.
 type Ack = Option<oneshot::Sender<Result<(), JournalError>>>;
 
@@ -242,6 +254,73 @@ fn write_records(conn: &Connection, records: &[Record]) -> rusqlite::Result<()> 
                     outcome,
                     None::<&str>,
                     at
+                ])?;
+            }
+            Record::Reopened { contact } => {
+                let id = int(contact.id)?;
+                let arrived_at = int(contact.arrived_at)?;
+                let json = serde_json::to_string(contact)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                conn.prepare_cached(UPSERT_CONTACT)?
+                    .execute(params![id, json, arrived_at])?;
+                conn.prepare_cached(INSERT_EVENT)?.execute(params![
+                    id,
+                    "reopened",
+                    "queued",
+                    contact.preferred_agent,
+                    arrived_at
+                ])?;
+            }
+            Record::Message(m) => {
+                conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
+                    int(m.contact)?,
+                    m.direction,
+                    m.message_id,
+                    m.raw,
+                    m.parsed.to_string(),
+                    int(m.at)?
+                ])?;
+            }
+            Record::Outgoing(mail) => {
+                let recipients = serde_json::to_string(&mail.recipients)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                conn.prepare_cached(INSERT_OUTGOING)?.execute(params![
+                    mail.message_id,
+                    int(mail.contact)?,
+                    mail.kind,
+                    mail.mail_from,
+                    recipients,
+                    mail.raw,
+                    mail.status,
+                    mail.attempts,
+                    int(mail.next_attempt_at)?,
+                    mail.last_error,
+                    int(mail.created_at)?
+                ])?;
+            }
+            Record::Delivery {
+                contact,
+                message_id,
+                status,
+                attempts,
+                next_attempt_at,
+                last_error,
+                at,
+            } => {
+                conn.prepare_cached(UPDATE_DELIVERY)?.execute(params![
+                    message_id,
+                    status,
+                    attempts,
+                    int(*next_attempt_at)?,
+                    last_error,
+                    int(*at)?
+                ])?;
+                conn.prepare_cached(INSERT_EVENT)?.execute(params![
+                    int(*contact)?,
+                    "delivery",
+                    status,
+                    None::<&str>,
+                    int(*at)?
                 ])?;
             }
             Record::Agent(agent) => {
