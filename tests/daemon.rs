@@ -2,27 +2,14 @@
 //! real tokio-tungstenite client, the journal in a real SQLite file in a temp directory.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard::daemon::{Daemon, Settings, start};
-use tokio_tungstenite::tungstenite::Message;
 
 mod common;
-use common::{TempDir, http};
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| switchboard::metrics::install().expect("one recorder per test process"))
-        .clone()
-}
+use common::{ADMIN, Socket, TempDir, agent, eventually, expect, http, metrics, say};
 
 fn settings(dir: &TempDir) -> Settings {
     Settings {
@@ -47,36 +34,9 @@ async fn daemon(settings: Settings) -> Daemon {
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
-const ADMIN: (&str, &str) = ("Authorization", "Bearer admin-secret");
 
 async fn post_contact(addr: SocketAddr, body: Value) -> (u16, Value) {
     http(addr, "POST", "/v1/contacts", &[JSON], &body.to_string()).await
-}
-
-async fn agent(addr: SocketAddr, token: &str) -> Socket {
-    let url = format!("ws://{addr}/v1/agent/ws?token={token}");
-    let (socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("agent connects");
-    socket
-}
-
-/// The next JSON frame of the given type, skipping others (state updates and the like).
-async fn expect(socket: &mut Socket, kind: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {kind} frame within 5 s"))
-            .expect("socket open")
-            .expect("frame");
-        if let Message::Text(text) = frame {
-            let value: Value = serde_json::from_str(&text).expect("JSON frame");
-            if value["type"] == kind {
-                return value;
-            }
-        }
-    }
 }
 
 /// The next `state` frame announcing `state` (earlier state frames are skipped).
@@ -86,23 +46,6 @@ async fn expect_state(socket: &mut Socket, state: &str) -> Value {
         if frame["state"] == state {
             return frame;
         }
-    }
-}
-
-/// Polls an admin GET until `done` holds for its JSON answer (at most 5 s): waits for an event
-/// the test cannot subscribe to, without a fixed sleep.
-async fn eventually(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, body) = http(addr, "GET", path, &[ADMIN], "").await;
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never got there: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -124,13 +67,6 @@ async fn alice_holds_a_billing_email(addr: SocketAddr) -> (Socket, String) {
     say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
     expect(&mut alice, "assigned").await;
     (alice, id)
-}
-
-async fn say(socket: &mut Socket, value: Value) {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .expect("send");
 }
 
 fn billing_email() -> Value {

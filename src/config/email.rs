@@ -53,6 +53,17 @@ pub struct EmailConfig {
     /// mail stays in the outbox, reported, until a relay is configured.
     #[serde(default)]
     pub relay: Option<String>,
+    /// First wait before retrying mail the relay did not take; it doubles per attempt up to an
+    /// hour.
+    #[serde(
+        default = "defaults::retry_base",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub retry_base: Duration,
+    /// Attempts before outgoing mail the relay keeps refusing for now is given up (recorded on
+    /// the contact as failed).
+    #[serde(default = "defaults::max_attempts")]
+    pub max_attempts: u32,
     /// PEM certificate chain for STARTTLS; with `tls_key`, STARTTLS is offered.
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
@@ -80,6 +91,8 @@ impl Default for EmailConfig {
             reopen_window: defaults::reopen_window(),
             sender_rate_limit: RateLimitConfig::default(),
             relay: None,
+            retry_base: defaults::retry_base(),
+            max_attempts: defaults::max_attempts(),
             tls_cert: None,
             tls_key: None,
             mailboxes: BTreeMap::new(),
@@ -174,6 +187,12 @@ mod defaults {
     }
     pub fn reopen_window() -> Duration {
         Duration::from_secs(7 * 24 * 3600)
+    }
+    pub fn retry_base() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn max_attempts() -> u32 {
+        15
     }
     pub fn ack_subject() -> String {
         "Re: {subject} [#{id}]".into()

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod smtp_sink;
+
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -80,4 +82,75 @@ fn dechunk(body: &str) -> String {
         rest = &tail[n + 2..];
     }
     out
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The admin bearer token the test daemons are started with.
+pub const ADMIN: (&str, &str) = ("Authorization", "Bearer admin-secret");
+
+/// The process's one Prometheus recorder (installing a second one fails).
+pub fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| switchboard::metrics::install().expect("one recorder per test process"))
+        .clone()
+}
+
+/// An agent logged in on the websocket with its token.
+pub async fn agent(addr: SocketAddr, token: &str) -> Socket {
+    let url = format!("ws://{addr}/v1/agent/ws?token={token}");
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("agent connects")
+        .0
+}
+
+/// The next JSON frame of the given type, skipping others (state updates and the like).
+pub async fn expect(socket: &mut Socket, kind: &str) -> Value {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} frame within 5 s"))
+            .expect("socket open")
+            .expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+            let value: Value = serde_json::from_str(&text).expect("JSON frame");
+            if value["type"] == kind {
+                return value;
+            }
+        }
+    }
+}
+
+/// Sends one JSON frame.
+pub async fn say(socket: &mut Socket, value: Value) {
+    use futures_util::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            value.to_string().into(),
+        ))
+        .await
+        .expect("send");
+}
+
+/// Polls an admin GET until `done` holds for its JSON answer (at most 5 s): waits for an event
+/// the test cannot subscribe to, without a fixed sleep.
+pub async fn eventually(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, body) = http(addr, "GET", path, &[ADMIN], "").await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never got there: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

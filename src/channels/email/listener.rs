@@ -280,7 +280,8 @@ async fn finish_message(shared: &Shared, session: &mut Session, end: DataEnd) ->
         DataEnd::Message { envelope, message } => (envelope, message),
         DataEnd::TooLarge(reply) => {
             metrics::counter!(m::SMTP_REJECTED, "reason" => "too_large").increment(1);
-            return vec![reply];
+            // One reply per recipient in LMTP, one in SMTP.
+            return session.message_failed(reply);
         }
     };
     let arrival = Arrival {

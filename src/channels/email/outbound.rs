@@ -4,8 +4,9 @@
 //! Mail is durable before anyone is told it was sent: composing it journals an `Outgoing`
 //! record (and the outbound message of the conversation) in the same commit as whatever caused
 //! it. The sender task then works through the outbox: a relay's permanent refusal (5xx) fails
-//! the mail at once, anything else is retried with exponential backoff (10 s doubling to an
-//! hour, [`MAX_ATTEMPTS`] attempts), and every attempt is recorded on the contact. With no
+//! the mail at once, anything else is retried with exponential backoff (`email.retry_base`,
+//! 10 s by default, doubling to an hour, `email.max_attempts` attempts), and every attempt is
+//! recorded on the contact. With no
 //! relay configured nothing is sent: mail waits in the outbox (`GET /v1/email/outbox`, the
 //! `switchboard_email_outbox_pending` gauge) rather than being dropped.
 
@@ -26,8 +27,6 @@ use crate::daemon::{Shared, unix_ms};
 use crate::journal::{ContactRecord, MessageRecord, OutgoingMail, Record, UnixMillis};
 use crate::metrics as m;
 
-/// Attempts before transient failures give up (about eight hours of backoff).
-pub const MAX_ATTEMPTS: u32 = 15;
 /// How long one SMTP conversation with the relay may take.
 const RELAY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -266,10 +265,11 @@ pub fn queued(mail: &OutgoingMail) {
         .increment(1);
 }
 
-/// The wait before attempt `attempts + 1` after a transient failure.
-pub fn backoff(attempts: u32) -> Duration {
-    let secs = 10u64.saturating_mul(1 << attempts.saturating_sub(1).min(12));
-    Duration::from_secs(secs.min(3600))
+/// The wait before attempt `attempts + 1` after a transient failure: `base` doubling per
+/// attempt, at most an hour.
+pub fn backoff(base: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(1 << attempts.saturating_sub(1).min(16))
+        .min(Duration::from_secs(3600))
 }
 
 /// The outbox sender: sends due mail through the relay, records every attempt, sleeps until
@@ -301,6 +301,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         metrics::gauge!(m::EMAIL_OUTBOX).set(pending.len() as f64);
         let now = unix_ms();
         let mut next_due = None;
+        let mut attempted = false;
         for mail in pending {
             if *stop.borrow() {
                 return;
@@ -313,6 +314,11 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 continue;
             }
             attempt(&shared, transport, mail).await;
+            attempted = true;
+        }
+        if attempted {
+            // Read the outbox again: the attempts just made set new due times.
+            continue;
         }
         let wait = next_due.map_or(Duration::from_secs(30), |at| {
             Duration::from_millis(at.saturating_sub(unix_ms())).min(Duration::from_secs(30))
@@ -331,6 +337,7 @@ async fn attempt(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     mail: OutgoingMail,
 ) {
+    let config = &shared.email.config;
     let attempts = mail.attempts + 1;
     let envelope = envelope(&mail);
     let result = match envelope {
@@ -344,10 +351,12 @@ async fn attempt(
     let now = unix_ms();
     let (status, next, error) = match result {
         Ok(()) => ("sent", now, None),
-        Err((permanent, e)) if permanent || attempts >= MAX_ATTEMPTS => ("failed", now, Some(e)),
+        Err((permanent, e)) if permanent || attempts >= config.max_attempts => {
+            ("failed", now, Some(e))
+        }
         Err((_, e)) => (
             "pending",
-            now + crate::config::duration::millis(backoff(attempts)),
+            now + crate::config::duration::millis(backoff(config.retry_base, attempts)),
             Some(e),
         ),
     };
@@ -393,12 +402,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_from_ten_seconds_to_an_hour() {
-        assert_eq!(backoff(1), Duration::from_secs(10));
-        assert_eq!(backoff(2), Duration::from_secs(20));
-        assert_eq!(backoff(4), Duration::from_secs(80));
-        assert_eq!(backoff(10), Duration::from_secs(3600));
-        assert_eq!(backoff(40), Duration::from_secs(3600));
+    fn backoff_doubles_from_the_base_to_an_hour() {
+        let base = Duration::from_secs(10);
+        assert_eq!(backoff(base, 1), Duration::from_secs(10));
+        assert_eq!(backoff(base, 2), Duration::from_secs(20));
+        assert_eq!(backoff(base, 4), Duration::from_secs(80));
+        assert_eq!(backoff(base, 10), Duration::from_secs(3600));
+        assert_eq!(backoff(base, 40), Duration::from_secs(3600));
     }
 
     #[test]

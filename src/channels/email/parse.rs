@@ -273,10 +273,11 @@ pub fn contact_token(subject: &str) -> Option<u64> {
         let digits: &str = &after[..after
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(after.len())];
-        if !digits.is_empty() && after[digits.len()..].starts_with(']') {
-            if let Ok(id) = digits.parse() {
-                return Some(id);
-            }
+        if !digits.is_empty()
+            && after[digits.len()..].starts_with(']')
+            && let Ok(id) = digits.parse()
+        {
+            return Some(id);
         }
         rest = after;
     }
