@@ -103,6 +103,9 @@ async fn accept_loop(
             },
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         };
+        // Replies are already batched per pipelined group (one flush), so Nagle's algorithm
+        // would only add a delayed-ACK stall to every transaction.
+        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
         let stop = stop.clone();
