@@ -705,3 +705,35 @@ async fn the_inbound_webhook_takes_raw_mime_and_checks_type_and_signature() {
     );
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn an_idle_client_and_a_slow_body_are_cut_off_with_421() {
+    let dir = TempDir::new("email-timeouts");
+    let mut settings = settings(&dir);
+    settings.config.email.idle_timeout = Duration::from_millis(200);
+    settings.config.email.data_timeout = Duration::from_millis(300);
+    let d = daemon(settings).await;
+    let smtp = d.smtp_addr().expect("smtp");
+    let (mut idle, _) = Client::connect(smtp).await;
+    assert_eq!(idle.command("EHLO mx.example.org").await.0, 250);
+    assert_eq!(
+        idle.reply().await.0,
+        421,
+        "silence after EHLO ends the session"
+    );
+
+    let (mut slow, _) = Client::connect(smtp).await;
+    slow.command("EHLO mx.example.org").await;
+    slow.command("MAIL FROM:<ada@example.org>").await;
+    slow.command("RCPT TO:<support@example.com>").await;
+    assert_eq!(slow.command("DATA").await.0, 354);
+    for _ in 0..4 {
+        // Each line comes well within the idle timeout, but the body as a whole is too slow.
+        slow.send("Subject: trickle\r\n").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(slow.reply().await.0, 421);
+    let (_, queues) = http(d.local_addr(), "GET", "/v1/contacts/1", &[ADMIN], "").await;
+    assert_eq!(queues["error"]["code"], "not_found", "nothing was accepted");
+    d.shutdown().await.expect("clean shutdown");
+}
