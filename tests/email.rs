@@ -248,6 +248,15 @@ async fn unknown_recipients_get_550_and_pipelined_commands_are_answered_in_order
     )
     .await;
     assert_eq!(contact["queue"], "billing", "{contact}");
+    let (_, page) = http(d.local_addr(), "GET", "/metrics", &[], "").await;
+    let page = page.as_str().unwrap_or("").to_string();
+    for series in [
+        "switchboard_smtp_rejected_total{reason=\"unknown_mailbox\"}",
+        "switchboard_email_received_total{outcome=\"new_contact\"}",
+        "switchboard_contacts_received_total{channel=\"email\",queue=\"billing\"}",
+    ] {
+        assert!(page.contains(series), "{series} missing from /metrics");
+    }
     d.shutdown().await.expect("clean shutdown");
 }
 

@@ -202,8 +202,15 @@ async fn converse(
         };
         match session.command(&line, &policy) {
             Step::Reply(reply) => {
-                if reply.code >= 500 {
-                    metrics::counter!(m::SMTP_REJECTED, "reason" => "protocol").increment(1);
+                // Refusals by the mailbox policy (550, 450) are counted where they are made.
+                match reply.code {
+                    500..=504 | 555 => {
+                        metrics::counter!(m::SMTP_REJECTED, "reason" => "protocol").increment(1)
+                    }
+                    552 => {
+                        metrics::counter!(m::SMTP_REJECTED, "reason" => "too_large").increment(1)
+                    }
+                    _ => {}
                 }
                 write(reader, &reply).await?;
                 // Pipelined commands already received are answered together.
