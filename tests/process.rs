@@ -1,5 +1,6 @@
 //! The real `switchboard serve` binary as an operator runs it: killed with SIGKILL it loses no
-//! acknowledged contact; sent SIGTERM it shuts down cleanly with exit status 0.
+//! acknowledged contact (202 over HTTP, 250 over SMTP); sent SIGTERM it shuts down cleanly with
+//! exit status 0.
 
 mod common;
 
@@ -12,10 +13,11 @@ use std::time::{Duration, Instant};
 use common::{TempDir, http};
 use serde_json::{Value, json};
 
-/// A running daemon process and the address it listens on.
+/// A running daemon process and the addresses it listens on.
 struct Serving {
     child: Child,
     addr: SocketAddr,
+    smtp: SocketAddr,
 }
 
 impl Drop for Serving {
@@ -32,6 +34,7 @@ fn serve(dir: &TempDir) -> Serving {
         .env("SWITCHBOARD_HTTP_ADDR", "127.0.0.1:0")
         .env("SWITCHBOARD_DATA_DIR", &dir.0)
         .env("SWITCHBOARD_ADMIN_TOKEN", "admin-secret")
+        .env("SWITCHBOARD_SMTP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -43,23 +46,73 @@ fn serve(dir: &TempDir) -> Serving {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening")
-                && let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
+            let kind = if line.contains("HTTP API") {
+                "http"
+            } else if line.contains("(SMTP)") {
+                "smtp"
+            } else {
+                continue;
+            };
+            if let Some(addr) = line
+                .split("addr=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
             {
-                let _ = tx.send(
-                    addr.parse::<SocketAddr>()
-                        .expect("a socket address in the log"),
-                );
+                let addr = addr
+                    .parse::<SocketAddr>()
+                    .expect("a socket address in the log");
+                let _ = tx.send((kind, addr));
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the daemon logs where it listens");
-    Serving { child, addr }
+    let (mut addr, mut smtp) = (None, None);
+    while addr.is_none() || smtp.is_none() {
+        let (kind, at) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the daemon logs where it listens");
+        match kind {
+            "http" => addr = Some(at),
+            _ => smtp = Some(at),
+        }
+    }
+    Serving {
+        child,
+        addr: addr.expect("http"),
+        smtp: smtp.expect("smtp"),
+    }
+}
+
+/// Sends one message over SMTP and returns the final reply line.
+async fn send_mail(smtp: SocketAddr, n: usize) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(smtp).await.expect("connect");
+    let mut io = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    let script = format!(
+        "EHLO mx.example.org\r\nMAIL FROM:<ada{n}@example.org>\r\nRCPT TO:<support@example.com>\r\nDATA\r\n"
+    );
+    io.read_line(&mut line).await.expect("greeting");
+    io.get_mut()
+        .write_all(script.as_bytes())
+        .await
+        .expect("write");
+    let mut replies = 0;
+    while replies < 4 {
+        line.clear();
+        io.read_line(&mut line).await.expect("reply");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            replies += 1;
+        }
+    }
+    assert!(line.starts_with("354"), "{line}");
+    let body = format!("From: ada{n}@example.org\r\nSubject: mail {n}\r\n\r\nmail {n}\r\n.\r\n");
+    io.get_mut()
+        .write_all(body.as_bytes())
+        .await
+        .expect("write");
+    line.clear();
+    io.read_line(&mut line).await.expect("final reply");
+    line
 }
 
 fn waiting_total(queues: &Value) -> u64 {
@@ -92,11 +145,29 @@ async fn a_killed_daemon_loses_no_acknowledged_contact() {
         assert_eq!(status, 202, "{answer}");
         ids.push(answer["id"].as_str().expect("id").to_string());
     }
+    let mut mails = Vec::new();
+    for n in 0..5 {
+        let reply = send_mail(first.smtp, n).await;
+        assert!(reply.starts_with("250"), "{reply}");
+        let id = reply
+            .split("contact ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next());
+        mails.push(id.expect("a contact id in the 250").to_string());
+    }
     drop(first); // SIGKILL: no shutdown, no flush beyond what was acknowledged
 
     let second = serve(&dir);
     let (_, queues) = http(second.addr, "GET", "/v1/queues", &[ADMIN], "").await;
-    assert_eq!(waiting_total(&queues), 25, "{queues}");
+    assert_eq!(waiting_total(&queues), 30, "{queues}");
+    for id in &mails {
+        let path = format!("/v1/contacts/{id}/messages");
+        let (_, messages) = http(second.addr, "GET", &path, &[ADMIN], "").await;
+        assert_eq!(
+            messages["messages"][0]["direction"], "inbound",
+            "the raw message of {id} survived: {messages}"
+        );
+    }
     for id in &ids {
         let (status, view) = http(
             second.addr,

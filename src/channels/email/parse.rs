@@ -5,7 +5,7 @@
 //! parse (see the journal's `messages` table) and nothing may be lost to a parser's opinion.
 //! Only an empty input is refused.
 
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
 /// Longest body text kept in the parse (the raw message keeps all of it).
@@ -124,7 +124,12 @@ pub fn parse(raw: &[u8], envelope_sender: Option<&str>) -> Result<InboundEmail, 
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    let Some(message) = MessageParser::default().parse(raw) else {
+    // mail-parser 0.11 trips a debug assertion on some broken multiparts (found by fuzzing);
+    // a message must never be lost to a parser's panic, so it is kept as text instead.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+        .ok()
+        .flatten();
+    let Some(message) = parsed else {
         // mail-parser gives up only on input with no header block at all; keep it as a
         // message with its bytes as text rather than refusing what a sender handed us.
         let text = String::from_utf8_lossy(raw);
@@ -137,9 +142,18 @@ pub fn parse(raw: &[u8], envelope_sender: Option<&str>) -> Result<InboundEmail, 
         });
     };
     let from = message.from().and_then(first_mailbox);
-    let (text, text_truncated) = match message.body_text(0) {
+    // An HTML-only message: mail-parser's converter breaks lines only at <br> and </p>, so
+    // block elements are marked as breaks first ("Name</td><td>Ada" must not read "NameAda").
+    let html_only = message.text_part(0).is_some_and(|part| part.is_text_html());
+    let text = if html_only {
+        message.body_html(0).map(|html| html_to_text(&html).into())
+    } else {
+        message.body_text(0)
+    };
+    let (text, text_truncated) = match text {
         Some(text) => cut(&text),
-        None => (String::new(), false),
+        // No blank line after the headers: mail-parser takes the body for junk headers.
+        None => cut(headerless_body(raw).unwrap_or_default()),
     };
     let attachments = message
         .attachments()
@@ -153,7 +167,7 @@ pub fn parse(raw: &[u8], envelope_sender: Option<&str>) -> Result<InboundEmail, 
                 })
                 .unwrap_or_else(|| "application/octet-stream".into())
                 .to_ascii_lowercase(),
-            size: part.len(),
+            size: attachment_size(raw, part),
         })
         .collect();
     let header_text = |name: &str| {
@@ -201,6 +215,114 @@ fn automation_of(
         bulk,
         bounce: envelope_sender == Some("") || daemon_sender,
     }
+}
+
+/// The body of a message whose sender left out the blank line after the headers: everything
+/// from the first line that is neither a header field nor a continuation. `None` when the
+/// message has a blank line (then an empty body is really empty) or no such line.
+fn headerless_body(raw: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\r', '\n']);
+        if content.is_empty() {
+            return None;
+        }
+        let continuation = content.starts_with([' ', '\t']);
+        let field = content.split_once(':').is_some_and(|(name, _)| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        });
+        if !continuation && !field {
+            return Some(&text[offset..]);
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// HTML to plain text: block elements end a line, table cells are set apart by a space, then
+/// mail-parser's converter (tags dropped, entities decoded, whitespace collapsed).
+pub fn html_to_text(html: &str) -> String {
+    const BLOCKS: &[&str] = &[
+        // Not table, ul or ol: their rows and items already end lines.
+        "div",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "tr",
+        "li",
+        "blockquote",
+        "pre",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "address",
+        "dt",
+        "dd",
+        "hr",
+    ];
+    const CELLS: &[&str] = &["td", "th"];
+    let mut marked = String::with_capacity(html.len() + html.len() / 16);
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        let Some(close) = rest[open..].find('>') else {
+            break;
+        };
+        let tag = &rest[open + 1..open + close];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let closing = tag.starts_with('/');
+        marked.push_str(&rest[..open]);
+        // The space goes before the closing tag: mail-parser keeps a space that ends a word.
+        if CELLS.contains(&name.as_str()) && closing {
+            marked.push(' ');
+        }
+        marked.push_str(&rest[open..open + close + 1]);
+        if BLOCKS.contains(&name.as_str()) && (closing || name == "hr") {
+            marked.push_str("<br>");
+        }
+        rest = &rest[open + close + 1..];
+    }
+    marked.push_str(rest);
+    // The converter leaves a space where a line break in the source met a block start.
+    let text = mail_parser::decoders::html::html_to_text(&marked);
+    let mut lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines.dedup_by(|a, b| a.is_empty() && b.is_empty());
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text.trim_start_matches('\n').to_owned()
+}
+
+/// An attachment's size in bytes as the sender attached it. mail-parser converts text parts to
+/// UTF-8, so for those the size is taken from the part's raw body, decoded from its transfer
+/// encoding; other parts are kept as decoded bytes already.
+fn attachment_size(raw: &[u8], part: &MessagePart<'_>) -> usize {
+    if !matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
+        return part.len();
+    }
+    let body = raw.get(part.raw_body_offset() as usize..part.raw_end_offset() as usize);
+    let Some(body) = body else {
+        return part.len();
+    };
+    let decoded = match part
+        .content_transfer_encoding()
+        .map(str::to_ascii_lowercase)
+    {
+        Some(e) if e == "base64" => mail_parser::decoders::base64::base64_decode(body),
+        Some(e) if e == "quoted-printable" => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+        }
+        _ => Some(body.to_vec()),
+    };
+    decoded.map_or(part.len(), |bytes| bytes.len())
 }
 
 /// Cuts text at [`MAX_TEXT`] on a character boundary.
@@ -361,6 +483,43 @@ I was charged twice.\r\n";
         assert_eq!(parse(b" \r\n", None), Err(ParseError::Empty));
         let email = parse(b"\x00\xff not a message", None).expect("kept");
         assert!(email.from.is_none());
+    }
+
+    #[test]
+    fn html_blocks_and_table_cells_do_not_run_words_together() {
+        let text = html_to_text(
+            "<h2>Order</h2><table><tr><td>Name</td><td>Ada</td></tr><tr><td>Total</td>\
+             <td>&euro;12</td></tr></table><div>Thanks</div>",
+        );
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            lines,
+            ["Order", "Name Ada", "Total €12", "Thanks"],
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn a_multipart_that_trips_mail_parser_is_kept_not_lost() {
+        // Found by the fuzz target: mail-parser 0.11.9 panics on it in debug builds.
+        let raw = "Content-Type:multipart/\n\tboundary=Apple-Mail=_6B1C3E2A-0F4D-4C8B-9E71-2D5A8F3B7C10\n\n\
+--Apple-Mail=_6B1C3E2A-0F4D-4C8B-9E71-2D5A8F3B7C10Content-Type:message/rfc822\n\n\
+Content-Type:message/rfc822\n\n\n--Apple-Mail=_6B1C3E2A-0F4D-4C8B-9E71-2D5A8F3B7C10--\n";
+        assert!(parse(raw.as_bytes(), None).is_ok());
+    }
+
+    #[test]
+    fn a_body_without_the_blank_line_after_the_headers_is_kept() {
+        let raw = b"From: pat@example.net\r\nSubject: broken\r\nHello, my printer is broken.\r\n";
+        let email = parse(raw, None).expect("parses");
+        assert_eq!(email.text, "Hello, my printer is broken.\r\n");
+        let empty =
+            parse(b"From: pat@example.net\r\nSubject: nothing\r\n\r\n", None).expect("parses");
+        assert_eq!(empty.text, "");
     }
 
     #[test]
