@@ -132,6 +132,21 @@ pub struct Shared {
     pub max_open_contacts: usize,
     /// The email channel.
     pub email: EmailChannel,
+    /// Open customer chats.
+    pub chat: crate::channels::chat::ChatRoom,
+}
+
+impl Shared {
+    /// The router's view of one contact; `None` if it is not in the router (or the router is
+    /// gone).
+    pub async fn contact_view(&self, id: ContactId) -> Option<ContactView> {
+        let (tx, rx) = oneshot::channel();
+        self.router
+            .send(Command::Contact { id, reply: tx })
+            .await
+            .ok()?;
+        rx.await.ok().flatten()
+    }
 }
 
 /// Hex SHA-256 of an agent token: tokens are stored and compared hashed.
@@ -413,6 +428,7 @@ pub async fn start(
             settings.smtp_relay.clone(),
             threads,
         ),
+        chat: Default::default(),
     });
 
     // Pending callbacks are not awaited at shutdown: they are best effort, never durable.
@@ -423,10 +439,13 @@ pub async fn start(
     let app = crate::http::app(shared.clone());
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
-        let serve =
-            axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            });
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        });
         if let Err(e) = serve.await {
             warn!(error = %e, "http server stopped");
         }
@@ -960,6 +979,18 @@ impl RouterTask {
                     if let Some(summary) = self.summary(contact, None) {
                         self.send(&agent, ServerMessage::Assigned { contact: summary });
                     }
+                    if self.shared.chat.contains(contact.0) {
+                        let name = self
+                            .shared
+                            .agents
+                            .get(agent.as_str())
+                            .and_then(|a| a.name.clone())
+                            .unwrap_or_else(|| agent.to_string());
+                        self.shared.chat.tell(
+                            contact.0,
+                            crate::channels::chat::ChatFrame::AgentJoined { name },
+                        );
+                    }
                     self.send_state(&agent);
                 }
                 Action::Requeued { contact, .. } => {
@@ -1050,8 +1081,25 @@ impl RouterTask {
                         at: now,
                     });
                     self.shared.contacts.remove(&contact.0);
+                    let reason = match outcome {
+                        Outcome::Completed => "agent_closed",
+                        Outcome::Abandoned => "abandoned",
+                        Outcome::Cancelled => "cancelled",
+                    };
+                    self.shared.chat.end(contact.0, reason);
                 }
-                Action::Position { .. } | Action::Escalated { .. } => {}
+                Action::Position {
+                    contact,
+                    position,
+                    estimated_wait,
+                } => {
+                    let frame = crate::channels::chat::ChatFrame::Queued {
+                        position,
+                        estimated_wait_seconds: estimated_wait.map(|ms| ms.div_ceil(1000)),
+                    };
+                    self.shared.chat.tell(contact.0, frame);
+                }
+                Action::Escalated { .. } => {}
             }
         }
     }

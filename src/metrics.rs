@@ -47,6 +47,8 @@ pub const SMTP_REJECTED: &str = "switchboard_smtp_rejected_total";
 /// Outgoing mail by `kind` (acknowledgement, reply) and `outcome` (queued, sent, retried,
 /// failed).
 pub const EMAIL_SENT: &str = "switchboard_email_outgoing_total";
+/// Post-chat ratings by `queue` and `score` (1-5).
+pub const CSAT_RATINGS: &str = "switchboard_csat_ratings_total";
 /// Outgoing mail waiting in the outbox (not yet taken by the relay).
 pub const EMAIL_OUTBOX: &str = "switchboard_email_outbox_pending";
 
@@ -115,6 +117,7 @@ pub fn describe() {
         "SMTP/LMTP transactions refused or failed, by reason."
     );
     describe_counter!(EMAIL_SENT, "Outgoing mail, by kind and outcome.");
+    describe_counter!(CSAT_RATINGS, "Post-chat ratings, by queue and score.");
     describe_gauge!(
         EMAIL_OUTBOX,
         "Outgoing mail waiting in the outbox for the relay."

@@ -5,33 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::config::Config;
-use switchboard::daemon::{Daemon, Settings, start};
 
 mod common;
-use common::{ADMIN, Socket, TempDir, agent, eventually, expect, http, metrics, say};
-
-fn settings(dir: &TempDir) -> Settings {
-    Settings {
-        config: Config::embedded_default(),
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.0.clone(),
-        admin_token: Some("admin-secret".into()),
-        webhook_secret: None,
-        agent_grace: Duration::from_millis(300),
-        fsync: false,
-        max_open_contacts: 10_000,
-        smtp_addr: None,
-        lmtp_addr: None,
-        smtp_relay: None,
-    }
-}
-
-async fn daemon(settings: Settings) -> Daemon {
-    start(settings, Some(metrics()))
-        .await
-        .expect("daemon starts")
-}
+use common::{ADMIN, Socket, TempDir, agent, daemon, eventually, expect, http, say, settings};
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 

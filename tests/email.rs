@@ -9,37 +9,21 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Value, json};
-use switchboard::config::Config;
-use switchboard::daemon::{Daemon, Settings, start};
+use switchboard::daemon::Settings;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 mod common;
 use common::smtp_sink::Sink;
-use common::{ADMIN, TempDir, agent, eventually, expect, http, metrics, say};
+use common::{ADMIN, TempDir, agent, daemon, eventually, expect, http, say};
 
 /// The embedded default config (support@ and billing@ mailboxes, both acknowledged), with the
 /// SMTP listener on a free port.
 fn settings(dir: &TempDir) -> Settings {
     Settings {
-        config: Config::embedded_default(),
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.0.clone(),
-        admin_token: Some("admin-secret".into()),
-        webhook_secret: None,
-        agent_grace: Duration::from_millis(300),
-        fsync: false,
-        max_open_contacts: 10_000,
         smtp_addr: Some("127.0.0.1:0".parse().expect("addr")),
-        lmtp_addr: None,
-        smtp_relay: None,
+        ..common::settings(dir)
     }
-}
-
-async fn daemon(settings: Settings) -> Daemon {
-    start(settings, Some(metrics()))
-        .await
-        .expect("daemon starts")
 }
 
 /// A plain-text message with the given headers and body.

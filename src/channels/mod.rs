@@ -3,5 +3,34 @@
 //!
 //! - [`email`]: SMTP/LMTP listeners and `POST /v1/email/inbound`, parsing, threading, and
 //!   outgoing mail (acknowledgements, agent replies) through lettre.
+//! - [`chat`]: the customer chat websocket, with its menu, live position and survey.
 
+pub mod chat;
 pub mod email;
+
+use std::sync::Arc;
+
+use crate::daemon::{Command, Shared};
+use crate::journal::ContactRecord;
+
+/// Hands a journaled contact to the router: every intake (webhook, email, chat) ends here.
+/// `Err` when the record names something the routing plan does not know.
+pub(crate) async fn route(shared: &Shared, record: ContactRecord) -> Result<(), String> {
+    let id = record.id;
+    let contact = crate::http::new_contact_from_record(&shared.plan, &record).inspect_err(|e| {
+        tracing::warn!(contact = id, error = %e, "journaled contact cannot be routed");
+    })?;
+    shared.contacts.insert(id, Arc::new(record));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // Durable already: if the router is gone (shutting down) the contact is replayed on start.
+    if shared
+        .router
+        .send(Command::Queue { contact, reply: tx })
+        .await
+        .is_ok()
+        && let Ok(Err(e)) = rx.await
+    {
+        tracing::warn!(contact = id, error = %e, "router refused a journaled contact");
+    }
+    Ok(())
+}

@@ -27,6 +27,7 @@
 //! - Agent tokens are secrets: [`AgentConfig`]'s `Debug` hides them, and problems about them never
 //!   quote them.
 
+mod chat;
 mod compile;
 pub mod duration;
 mod email;
@@ -40,6 +41,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use chat::{ChatConfig, MenuConfig, MenuOption};
 pub use email::{AcknowledgementConfig, EmailConfig, RateLimitConfig};
 pub use error::{ConfigError, Problem};
 
@@ -67,6 +69,9 @@ pub struct Config {
     /// The email channel.
     #[serde(default)]
     pub email: EmailConfig,
+    /// The customer chat channel.
+    #[serde(default)]
+    pub chat: ChatConfig,
 }
 
 /// `[routing]`: center-wide settings, and defaults for the keys a queue may leave out.

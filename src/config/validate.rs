@@ -30,6 +30,7 @@ impl Config {
         check.overflow_loops();
         check.agents();
         check.email();
+        check.chat();
         if check.problems.is_empty() {
             Ok(())
         } else {
@@ -282,6 +283,56 @@ impl Checker<'_> {
                     }
                     Mark::Done => {}
                 }
+            }
+        }
+    }
+
+    fn chat(&mut self) {
+        let chat = &self.config.chat;
+        if chat.max_message_bytes < 64 {
+            self.problem("chat.max_message_bytes", "must be at least 64");
+        }
+        if chat.messages_per_second == 0 {
+            self.problem("chat.messages_per_second", "must be at least 1");
+        }
+        if chat.max_chats_per_address == 0 {
+            self.problem("chat.max_chats_per_address", "must be at least 1");
+        }
+        if let Some(menu) = &chat.menu {
+            self.menu("chat.menu", menu);
+        }
+    }
+
+    fn menu(&mut self, path: &str, menu: &crate::config::MenuConfig) {
+        if menu.options.is_empty() {
+            self.problem(
+                format!("{path}.options"),
+                "a menu needs at least one option",
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, option) in menu.options.iter().enumerate() {
+            let at = format!("{path}.options[{i}]");
+            if option.id.is_empty() || !seen.insert(option.id.as_str()) {
+                self.problem(
+                    format!("{at}.id"),
+                    "must be non-empty and unique in its menu",
+                );
+            }
+            if let Some(queue) = &option.queue
+                && !self.config.queues.contains_key(queue)
+            {
+                self.problem(format!("{at}.queue"), format!("unknown queue {queue:?}"));
+            }
+            for (skill, level) in &option.skills {
+                if !self.skills.contains(skill.as_str()) {
+                    self.problem(format!("{at}.skills.{skill}"), "unknown skill");
+                } else if !crate::model::SKILL_LEVELS.contains(level) {
+                    self.problem(format!("{at}.skills.{skill}"), "level must be 1-10");
+                }
+            }
+            if let Some(sub) = &option.menu {
+                self.menu(&format!("{at}.menu"), sub);
             }
         }
     }

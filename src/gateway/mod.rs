@@ -57,6 +57,11 @@ pub enum AgentMessage {
         /// The answer, plain text.
         text: String,
     },
+    /// The agent is typing in a chat (the customer sees an indicator).
+    Typing {
+        /// The contact.
+        contact_id: String,
+    },
     /// Hand a contact to another queue or agent.
     Transfer {
         /// The contact.
@@ -178,6 +183,11 @@ pub enum ServerMessage {
         text: String,
         /// When it arrived (Unix ms).
         at: u64,
+    },
+    /// The customer is typing in a chat this agent holds.
+    Typing {
+        /// The contact.
+        contact_id: String,
     },
     /// A `reply` was accepted: durable and on its way (email: in the outbox).
     ReplyQueued {

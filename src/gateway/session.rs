@@ -251,6 +251,18 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
                 }
             });
         }
+        AgentMessage::Typing { contact_id } => {
+            let Some(id) = contact(&contact_id) else {
+                return unknown(&contact_id);
+            };
+            if !holds(shared, agent, id).await {
+                return Some(router_error(&RouterError::NotAssigned(id)));
+            }
+            shared
+                .chat
+                .tell(id.0, crate::channels::chat::ChatFrame::Typing);
+            return None;
+        }
         AgentMessage::Transfer {
             contact_id,
             queue,
@@ -312,19 +324,7 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
 /// An agent's reply to the customer of a contact it holds: made durable, then the contact counts
 /// as responded to.
 async fn reply(shared: &Shared, agent: &AgentId, id: ContactId, text: &str) -> ServerMessage {
-    let (tx, rx) = oneshot::channel();
-    if shared
-        .router
-        .send(Command::Contact { id, reply: tx })
-        .await
-        .is_err()
-    {
-        return ServerMessage::error("unavailable", "router not running");
-    }
-    let holds = rx.await.ok().flatten().is_some_and(|view| {
-        view.status == crate::router::ContactStatus::Assigned && view.agent.as_ref() == Some(agent)
-    });
-    if !holds {
+    if !holds(shared, agent, id).await {
         return router_error(&RouterError::NotAssigned(id));
     }
     if text.trim().is_empty() {
@@ -333,13 +333,16 @@ async fn reply(shared: &Shared, agent: &AgentId, id: ContactId, text: &str) -> S
     let Some(record) = shared.contacts.get(&id.0).map(|r| r.clone()) else {
         return router_error(&RouterError::UnknownContact(id));
     };
+    let now = crate::daemon::unix_ms();
+    if record.channel == "chat" {
+        return chat_reply(shared, agent, id, text, now).await;
+    }
     if record.channel != "email" {
         return ServerMessage::error(
             "unsupported_channel",
             format!("replies to {} contacts are not supported", record.channel),
         );
     }
-    let now = crate::daemon::unix_ms();
     let prepared = match email::outbound::reply(&shared.email, &record, text, now) {
         Ok(prepared) => prepared,
         Err(e) => return ServerMessage::error("cannot_reply", e.to_string()),
@@ -350,6 +353,15 @@ async fn reply(shared: &Shared, agent: &AgentId, id: ContactId, text: &str) -> S
     shared.email.remember(&prepared.mail.message_id, id.0);
     email::outbound::queued(&prepared.mail);
     shared.email.outbox_ready.notify_one();
+    mark_responded(shared, agent, id).await;
+    ServerMessage::ReplyQueued {
+        contact_id: id.to_string(),
+        message_id: prepared.mail.message_id,
+    }
+}
+
+/// The agent's reply counts as the first response for the SLA.
+async fn mark_responded(shared: &Shared, agent: &AgentId, id: ContactId) {
     let (tx, rx) = oneshot::channel();
     let responded = Command::AgentEvent {
         agent: agent.clone(),
@@ -359,9 +371,48 @@ async fn reply(shared: &Shared, agent: &AgentId, id: ContactId, text: &str) -> S
     if shared.router.send(responded).await.is_ok() {
         let _ = rx.await;
     }
+}
+
+/// True when the contact is assigned to this agent now.
+async fn holds(shared: &Shared, agent: &AgentId, id: ContactId) -> bool {
+    shared.contact_view(id).await.is_some_and(|view| {
+        view.status == crate::router::ContactStatus::Assigned && view.agent.as_ref() == Some(agent)
+    })
+}
+
+/// An agent's chat message: journaled, shown to the customer, and the first response.
+async fn chat_reply(
+    shared: &Shared,
+    agent: &AgentId,
+    id: ContactId,
+    text: &str,
+    now: u64,
+) -> ServerMessage {
+    let name = shared
+        .agents
+        .get(agent.as_str())
+        .and_then(|a| a.name.clone())
+        .unwrap_or_else(|| agent.to_string());
+    let record = crate::channels::chat::session::said(id.0, "outbound", &name, text, now);
+    if let Err(e) = shared
+        .journal
+        .append(vec![crate::journal::Record::Message(record)])
+        .await
+    {
+        return ServerMessage::error("unavailable", format!("journal cannot commit: {e}"));
+    }
+    shared.chat.tell(
+        id.0,
+        crate::channels::chat::ChatFrame::Message {
+            from: name,
+            text: text.to_owned(),
+            at: now,
+        },
+    );
+    mark_responded(shared, agent, id).await;
     ServerMessage::ReplyQueued {
         contact_id: id.to_string(),
-        message_id: prepared.mail.message_id,
+        message_id: format!("{}.chat.{now}", id.0),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Email over HTTP: `POST /v1/email/inbound` for providers' inbound-parse webhooks (a raw RFC
-//! 5322 message), and the admin views of the outbox and of a contact's messages.
+//! 5322 message), and the admin views of the outbox and of a contact's messages and transcript
+//! (chat and email alike).
 
 use std::sync::Arc;
 
@@ -143,4 +144,71 @@ pub(super) async fn get_messages(
         })
         .collect();
     Ok(axum::Json(json!({ "contact_id": id.to_string(), "messages": messages })).into_response())
+}
+
+/// `GET /v1/contacts/{id}/transcript` (admin): the conversation as people read it, in order:
+/// who said what and when, for chat and email alike, and the customer's rating if any.
+pub(super) async fn get_transcript(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    require_admin(&shared, &headers)?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no contact {id:?}"),
+        )
+    };
+    let contact: u64 = id.parse().map_err(|_| not_found())?;
+    let journal = shared.journal.clone();
+    let (stored, messages) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::journal::JournalError>((
+            journal.lookup(contact)?,
+            journal.messages(contact)?,
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?
+    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let stored = stored.ok_or_else(not_found)?;
+    let mut rating = serde_json::Value::Null;
+    let mut lines = Vec::new();
+    for m in messages {
+        match m.direction.as_str() {
+            "rating" => rating = m.parsed,
+            direction => {
+                let from = m.parsed.get("from").cloned().unwrap_or_else(|| {
+                    json!(if direction == "inbound" {
+                        "customer"
+                    } else {
+                        "agent"
+                    })
+                });
+                let from = match from {
+                    serde_json::Value::Object(mailbox) => mailbox
+                        .get("address")
+                        .cloned()
+                        .unwrap_or(serde_json::Value::Null),
+                    other => other,
+                };
+                lines.push(json!({
+                    "direction": direction,
+                    "from": from,
+                    "text": m.parsed.get("text").cloned().unwrap_or_default(),
+                    "at": m.at,
+                }));
+            }
+        }
+    }
+    Ok(axum::Json(json!({
+        "contact_id": contact.to_string(),
+        "channel": stored.contact.channel,
+        "queue": stored.contact.queue,
+        "status": stored.status,
+        "messages": lines,
+        "rating": rating,
+    }))
+    .into_response())
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::{ApiError, ApiResult};
-use crate::daemon::{Command, Shared, unix_ms};
+use crate::daemon::{Shared, unix_ms};
 use crate::journal::{ContactRecord, Record};
 use crate::metrics as m;
 use crate::model::Channel;
@@ -265,20 +265,9 @@ async fn accept(
     metrics::counter!(m::CONTACTS_RECEIVED, "channel" => channel.as_str(), "queue" => queue)
         .increment(1);
 
-    let contact = super::new_contact_from_record(&shared.plan, &record)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_reference", e))?;
-    shared.contacts.insert(id, Arc::new(record));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    // The contact is durable: if the router is gone (shutting down) it is replayed on restart.
-    if shared
-        .router
-        .send(Command::Queue { contact, reply: tx })
+    crate::channels::route(shared, record)
         .await
-        .is_ok()
-        && let Ok(Err(e)) = rx.await
-    {
-        tracing::warn!(contact = id, error = %e, "router refused a journaled contact");
-    }
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_reference", e))?;
     Ok(answer)
 }
 

@@ -96,6 +96,8 @@ pub fn app(shared: Arc<Shared>) -> HttpRouter {
             )),
         )
         .route("/v1/email/outbox", get(email::get_outbox))
+        .route("/v1/contacts/{id}/transcript", get(email::get_transcript))
+        .route("/v1/chat/ws", get(crate::channels::chat::session::upgrade))
         .route("/v1/agents", post(post_agent).get(list_agents))
         .route("/v1/queues", get(list_queues))
         .route("/v1/agent/ws", get(crate::gateway::session::upgrade))

@@ -154,3 +154,28 @@ pub async fn eventually(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> b
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Daemon settings for tests: port 0, the given data directory, the admin token above, a short
+/// agent grace, no fsync, no mail listeners.
+pub fn settings(dir: &TempDir) -> switchboard::daemon::Settings {
+    switchboard::daemon::Settings {
+        config: switchboard::config::Config::embedded_default(),
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.0.clone(),
+        admin_token: Some("admin-secret".into()),
+        webhook_secret: None,
+        agent_grace: std::time::Duration::from_millis(300),
+        fsync: false,
+        max_open_contacts: 10_000,
+        smtp_addr: None,
+        lmtp_addr: None,
+        smtp_relay: None,
+    }
+}
+
+/// Starts a daemon with the test process's metrics recorder.
+pub async fn daemon(settings: switchboard::daemon::Settings) -> switchboard::daemon::Daemon {
+    switchboard::daemon::start(settings, Some(metrics()))
+        .await
+        .expect("daemon starts")
+}

@@ -30,7 +30,7 @@ pub mod parse;
 pub mod smtp;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use dashmap::DashMap;
 use serde_json::{Value, json};
@@ -277,7 +277,7 @@ impl EmailChannel {
             ])
             .await?;
         self.remember_inbound(email, contact);
-        route(shared, record).await;
+        let _ = super::route(shared, record).await;
         Ok(Ok(Delivered::Reopened(contact)))
     }
 
@@ -350,7 +350,7 @@ impl EmailChannel {
             outbound::queued(&ack.mail);
             self.outbox_ready.notify_one();
         }
-        route(shared, record).await;
+        let _ = super::route(shared, record).await;
         Ok(Delivered::NewContact(id))
     }
 
@@ -358,30 +358,6 @@ impl EmailChannel {
         if let Some(id) = &email.message_id {
             self.remember(id, contact);
         }
-    }
-}
-
-/// Hands a journaled contact to the router (as the webhook intake does).
-async fn route(shared: &Shared, record: ContactRecord) {
-    let id = record.id;
-    let contact = match crate::http::new_contact_from_record(&shared.plan, &record) {
-        Ok(contact) => contact,
-        Err(e) => {
-            tracing::warn!(contact = id, error = %e, "journaled email contact cannot be routed");
-            return;
-        }
-    };
-    shared.contacts.insert(id, Arc::new(record));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    // Durable already: if the router is gone (shutting down) the contact is replayed on start.
-    if shared
-        .router
-        .send(Command::Queue { contact, reply: tx })
-        .await
-        .is_ok()
-        && let Ok(Err(e)) = rx.await
-    {
-        tracing::warn!(contact = id, error = %e, "router refused a journaled email contact");
     }
 }
 

@@ -1,0 +1,575 @@
+//! One customer's chat connection: `start`, the menu, the contact, then relay until the chat
+//! or the connection ends. Bad frames get an `error` frame; ten refusals close the socket with
+//! the policy-violation close code (1008).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ChatFrame, CustomerMessage, MenuChoice};
+use crate::config::{MenuConfig, MenuOption};
+use crate::daemon::{Command, Shared, unix_ms};
+use crate::gateway::ServerMessage;
+use crate::journal::{ContactRecord, MessageRecord, Record};
+use crate::metrics as m;
+use crate::model::ContactId;
+use crate::router::{ContactStatus, Event, WithdrawReason};
+
+/// Frames queued for one customer before the connection counts as not reading.
+const OUTBOX: usize = 256;
+/// Refusals after which the socket is closed.
+const MAX_REFUSALS: u32 = 10;
+
+/// `GET /v1/chat/ws[?resume=<token>]`.
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let resume = query.get("resume").cloned();
+    // Frames above the limit are read (up to 64 KiB) and refused with an error frame, rather
+    // than dropping the connection without a word.
+    ws.max_message_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| run(shared, socket, peer, resume))
+        .into_response()
+}
+
+/// Where the conversation stands on this connection.
+enum Stage {
+    /// Waiting for `start`.
+    New,
+    /// In the menu: the customer's details, the menu shown, and the choices so far.
+    Menu(Box<MenuStage>),
+    /// A contact: relaying.
+    Open(u64),
+}
+
+/// A customer in the pre-chat menu.
+struct MenuStage {
+    start: Start,
+    menu: MenuConfig,
+    chosen: Chosen,
+}
+
+/// What `start` said.
+struct Start {
+    customer: serde_json::Value,
+    attributes: serde_json::Value,
+    text: Option<String>,
+}
+
+/// What the menu choices set.
+#[derive(Default)]
+struct Chosen {
+    queue: Option<String>,
+    skills: BTreeMap<String, u8>,
+    priority: Option<i32>,
+    attributes: BTreeMap<String, String>,
+    path: Vec<String>,
+}
+
+impl Chosen {
+    fn apply(&mut self, option: &MenuOption) {
+        if option.queue.is_some() {
+            self.queue.clone_from(&option.queue);
+        }
+        self.skills.extend(option.skills.clone());
+        if option.priority.is_some() {
+            self.priority = option.priority;
+        }
+        self.attributes.extend(option.attributes.clone());
+        self.path.push(option.label.clone());
+    }
+}
+
+async fn run(shared: Arc<Shared>, socket: WebSocket, peer: SocketAddr, resume: Option<String>) {
+    let room = &shared.chat;
+    let config = &shared.config.chat;
+    let connection = shared.next_session.fetch_add(1, Ordering::SeqCst);
+    let (outbox, mut frames) = mpsc::channel::<ChatFrame>(OUTBOX);
+    let (mut sink, mut stream) = socket.split();
+    let (close_tx, mut close_rx) = oneshot::channel::<u16>();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                frame = frames.recv() => match frame {
+                    Some(frame) => {
+                        let text = serde_json::to_string(&frame).expect("chat frames serialize");
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                code = &mut close_rx => {
+                    // Let queued frames (the error that explains the close) go out first.
+                    while let Ok(frame) = frames.try_recv() {
+                        let text = serde_json::to_string(&frame).expect("chat frames serialize");
+                        let _ = sink.send(Message::Text(text.into())).await;
+                    }
+                    let code = code.unwrap_or(close_code::NORMAL);
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame { code, reason: "".into() })))
+                        .await;
+                    return;
+                }
+            }
+        }
+    });
+
+    let mut stage = Stage::New;
+    if let Some(token) = resume {
+        match room.resume(&token, connection, outbox.clone()) {
+            Some((contact, missed)) => {
+                for frame in missed {
+                    let _ = outbox.send(frame).await;
+                }
+                stage = Stage::Open(contact);
+            }
+            None => {
+                let _ = outbox
+                    .send(ChatFrame::error(
+                        "unknown_resume_token",
+                        "no chat to resume with this token (it ended, or the grace ran out)",
+                    ))
+                    .await;
+                let _ = close_tx.send(close_code::POLICY);
+                let _ = writer.await;
+                return;
+            }
+        }
+    } else if !room.admit_address(peer.ip(), config.max_chats_per_address) {
+        let _ = outbox
+            .send(ChatFrame::error(
+                "too_many_chats",
+                format!(
+                    "at most {} chats at once from one address",
+                    config.max_chats_per_address
+                ),
+            ))
+            .await;
+        let _ = close_tx.send(close_code::POLICY);
+        let _ = writer.await;
+        return;
+    }
+    let counted_address = matches!(stage, Stage::New);
+
+    let mut refusals = 0u32;
+    let mut window = (Instant::now(), 0u32);
+    let mut close_code_sent = None;
+    while let Some(Ok(message)) = stream.next().await {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Binary(_) => {
+                refusals += 1;
+                let _ = outbox
+                    .send(ChatFrame::error("unsupported", "send JSON text frames"))
+                    .await;
+                continue;
+            }
+        };
+        if window.0.elapsed() >= Duration::from_secs(1) {
+            window = (Instant::now(), 0);
+        }
+        window.1 += 1;
+        let refusal = if window.1 > config.messages_per_second {
+            Some(ChatFrame::error(
+                "rate_limited",
+                format!("at most {} messages a second", config.messages_per_second),
+            ))
+        } else if text.len() > config.max_message_bytes {
+            Some(ChatFrame::error(
+                "too_large",
+                format!("messages are at most {} bytes", config.max_message_bytes),
+            ))
+        } else {
+            match serde_json::from_str::<CustomerMessage>(&text) {
+                Ok(message) => handle(&shared, &mut stage, message, connection, &outbox).await,
+                Err(e) => Some(ChatFrame::error("invalid_message", e.to_string())),
+            }
+        };
+        if let Some(error) = refusal {
+            refusals += 1;
+            let _ = outbox.send(error).await;
+            if refusals >= MAX_REFUSALS {
+                close_code_sent = Some(close_code::POLICY);
+                break;
+            }
+        }
+    }
+
+    if counted_address {
+        room.release_address(peer.ip());
+    }
+    if let Stage::Open(contact) = stage
+        && room.detach(contact, connection)
+    {
+        if room.is_closed(contact) {
+            room.forget(contact);
+        } else {
+            // The customer may come back with the resume token; after the grace, abandoned.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(shared.config.chat.resume_grace).await;
+                if shared.chat.connected(contact) {
+                    return;
+                }
+                if !shared.chat.is_closed(contact) {
+                    leave(&shared, contact, WithdrawReason::Abandoned).await;
+                }
+                shared.chat.forget(contact);
+            });
+        }
+    }
+    let _ = close_tx.send(close_code_sent.unwrap_or(close_code::NORMAL));
+    let _ = writer.await;
+}
+
+/// Applies one customer frame; returns an error frame to send, if any.
+async fn handle(
+    shared: &Arc<Shared>,
+    stage: &mut Stage,
+    message: CustomerMessage,
+    connection: u64,
+    outbox: &mpsc::Sender<ChatFrame>,
+) -> Option<ChatFrame> {
+    let current = std::mem::replace(stage, Stage::New);
+    let (next, reply) = match (current, message) {
+        (
+            Stage::New,
+            CustomerMessage::Start {
+                name,
+                email,
+                customer_id,
+                attributes,
+                text,
+            },
+        ) => {
+            let start = Start {
+                customer: json!({"name": name, "email": email, "id": customer_id}),
+                attributes: attributes.unwrap_or(serde_json::Value::Null),
+                text: text.filter(|t| !t.trim().is_empty()),
+            };
+            match shared.config.chat.menu.clone() {
+                Some(menu) => {
+                    let _ = outbox.send(menu_frame(&menu)).await;
+                    (
+                        Stage::Menu(Box::new(MenuStage {
+                            start,
+                            menu,
+                            chosen: Chosen::default(),
+                        })),
+                        None,
+                    )
+                }
+                None => open(shared, start, Chosen::default(), connection, outbox).await,
+            }
+        }
+        (Stage::Menu(stage), CustomerMessage::Choose { option }) => {
+            let MenuStage {
+                start,
+                menu,
+                mut chosen,
+            } = *stage;
+            match menu.options.iter().find(|o| o.id == option) {
+                Some(picked) => {
+                    chosen.apply(picked);
+                    match &picked.menu {
+                        Some(sub) => {
+                            let _ = outbox.send(menu_frame(sub)).await;
+                            let menu = (**sub).clone();
+                            let next = MenuStage {
+                                start,
+                                menu,
+                                chosen,
+                            };
+                            (Stage::Menu(Box::new(next)), None)
+                        }
+                        None => open(shared, start, chosen, connection, outbox).await,
+                    }
+                }
+                None => (
+                    Stage::Menu(Box::new(MenuStage {
+                        start,
+                        menu,
+                        chosen,
+                    })),
+                    Some(ChatFrame::error(
+                        "unknown_option",
+                        format!("no option {option:?} in this menu"),
+                    )),
+                ),
+            }
+        }
+        // Free text instead of a choice: what was chosen so far, and the text, go to routing.
+        (Stage::Menu(stage), CustomerMessage::Message { text }) => {
+            let MenuStage {
+                mut start, chosen, ..
+            } = *stage;
+            start.text = Some(match start.text.take() {
+                Some(first) => format!("{first}\n{text}"),
+                None => text,
+            });
+            open(shared, start, chosen, connection, outbox).await
+        }
+        (Stage::Open(contact), message) => {
+            let reply = in_chat(shared, contact, message).await;
+            (Stage::Open(contact), reply)
+        }
+        (stage, _) => {
+            let expected = match stage {
+                Stage::New => "start",
+                _ => "choose (or a message)",
+            };
+            (
+                stage,
+                Some(ChatFrame::error(
+                    "unexpected",
+                    format!("expected {expected} now"),
+                )),
+            )
+        }
+    };
+    *stage = next;
+    reply
+}
+
+fn menu_frame(menu: &MenuConfig) -> ChatFrame {
+    ChatFrame::Menu {
+        prompt: menu.prompt.clone(),
+        options: menu
+            .options
+            .iter()
+            .map(|o| MenuChoice {
+                id: o.id.clone(),
+                label: o.label.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Makes the chat a durable contact, registers it, says `welcome` and routes it.
+async fn open(
+    shared: &Arc<Shared>,
+    start: Start,
+    chosen: Chosen,
+    connection: u64,
+    outbox: &mpsc::Sender<ChatFrame>,
+) -> (Stage, Option<ChatFrame>) {
+    let refuse = |code: &str, message: String| (Stage::New, Some(ChatFrame::error(code, message)));
+    if shared.contacts.len() >= shared.max_open_contacts {
+        return refuse(
+            "unavailable",
+            "too many open contacts; try again later".into(),
+        );
+    }
+    let queue = chosen
+        .queue
+        .clone()
+        .unwrap_or_else(|| shared.config.routing.default_queue.clone());
+    let now = unix_ms();
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+    let mut attributes = match start.attributes {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    for (key, value) in &chosen.attributes {
+        attributes.insert(key.clone(), json!(value));
+    }
+    if !chosen.path.is_empty() {
+        attributes.insert("menu".into(), json!(chosen.path));
+    }
+    let record = ContactRecord {
+        id,
+        channel: "chat".into(),
+        queue: queue.clone(),
+        skills: chosen.skills,
+        priority: chosen.priority.unwrap_or(0),
+        arrived_at: now,
+        preferred_agent: None,
+        payload: json!({
+            "customer": start.customer,
+            "subject": null,
+            "body": start.text.clone().unwrap_or_default(),
+            "attributes": attributes,
+        }),
+    };
+    let mut records = vec![Record::Accepted {
+        contact: record.clone(),
+        idempotency_key: None,
+        response: json!({"id": id.to_string(), "status": "queued", "queue": queue}),
+    }];
+    if let Some(text) = &start.text {
+        records.push(Record::Message(said(id, "inbound", "customer", text, now)));
+    }
+    if let Err(e) = shared.journal.append(records).await {
+        return refuse("unavailable", format!("cannot store the chat now: {e}"));
+    }
+    metrics::counter!(m::CONTACTS_RECEIVED, "channel" => "chat", "queue" => queue.clone())
+        .increment(1);
+    let token = resume_token();
+    shared
+        .chat
+        .open(id, &token, &queue, connection, outbox.clone());
+    let _ = outbox
+        .send(ChatFrame::Welcome {
+            contact_id: id.to_string(),
+            resume_token: token,
+        })
+        .await;
+    let _ = crate::channels::route(shared, record).await;
+    (Stage::Open(id), None)
+}
+
+/// A frame of an open chat.
+async fn in_chat(
+    shared: &Arc<Shared>,
+    contact: u64,
+    message: CustomerMessage,
+) -> Option<ChatFrame> {
+    let room = &shared.chat;
+    match message {
+        CustomerMessage::Message { text } if !room.is_closed(contact) => {
+            if text.trim().is_empty() {
+                return Some(ChatFrame::error("invalid_message", "empty message"));
+            }
+            let now = unix_ms();
+            let record = said(contact, "inbound", "customer", &text, now);
+            if let Err(e) = shared.journal.append(vec![Record::Message(record)]).await {
+                return Some(ChatFrame::error(
+                    "unavailable",
+                    format!("cannot store the message now: {e}"),
+                ));
+            }
+            let frame = ServerMessage::Message {
+                contact_id: contact.to_string(),
+                channel: "chat".into(),
+                from: None,
+                subject: None,
+                text,
+                at: now,
+            };
+            deliver(shared, contact, frame).await;
+            None
+        }
+        CustomerMessage::Typing if !room.is_closed(contact) => {
+            let frame = ServerMessage::Typing {
+                contact_id: contact.to_string(),
+            };
+            deliver(shared, contact, frame).await;
+            None
+        }
+        CustomerMessage::Close if !room.is_closed(contact) => {
+            room.end(contact, "customer_closed");
+            leave(shared, contact, WithdrawReason::Abandoned).await;
+            None
+        }
+        CustomerMessage::Rate { score, comment } if room.is_closed(contact) => {
+            if !(1..=5).contains(&score) {
+                return Some(ChatFrame::error("invalid_score", "score is 1 to 5"));
+            }
+            let now = unix_ms();
+            let record = MessageRecord {
+                contact,
+                direction: "rating".into(),
+                message_id: None,
+                raw: Vec::new(),
+                parsed: json!({"score": score, "comment": comment}),
+                at: now,
+            };
+            if let Err(e) = shared.journal.append(vec![Record::Message(record)]).await {
+                return Some(ChatFrame::error(
+                    "unavailable",
+                    format!("cannot store the rating now: {e}"),
+                ));
+            }
+            let queue = room.queue(contact).unwrap_or_default();
+            metrics::counter!(m::CSAT_RATINGS, "queue" => queue, "score" => score.to_string())
+                .increment(1);
+            room.tell(contact, ChatFrame::Rated);
+            None
+        }
+        CustomerMessage::Rate { .. } => Some(ChatFrame::error(
+            "not_closed",
+            "a chat is rated after it ends",
+        )),
+        CustomerMessage::Start { .. } | CustomerMessage::Choose { .. } => Some(ChatFrame::error(
+            "unexpected",
+            "the chat has started already",
+        )),
+        _ => Some(ChatFrame::error("closed", "the chat is over")),
+    }
+}
+
+/// Sends a frame to the agent holding the contact, if any.
+async fn deliver(shared: &Shared, contact: u64, message: ServerMessage) {
+    let _ = shared
+        .router
+        .send(Command::Deliver {
+            contact: ContactId(contact),
+            message,
+        })
+        .await;
+}
+
+/// The customer is gone: an answered chat completes (the agent is told), an unanswered one is
+/// withdrawn with `reason`.
+async fn leave(shared: &Shared, contact: u64, reason: WithdrawReason) {
+    let id = ContactId(contact);
+    let Some(view) = shared.contact_view(id).await else {
+        return;
+    };
+    let event = if view.status == ContactStatus::Assigned {
+        deliver(
+            shared,
+            contact,
+            ServerMessage::ContactEnded {
+                contact_id: contact.to_string(),
+                reason: "customer_left".into(),
+            },
+        )
+        .await;
+        Event::ContactCompleted { contact: id }
+    } else {
+        Event::ContactWithdrawn {
+            contact: id,
+            reason,
+        }
+    };
+    let _ = shared
+        .router
+        .send(Command::Event { event, reply: None })
+        .await;
+}
+
+/// A line of the transcript.
+pub fn said(contact: u64, direction: &str, from: &str, text: &str, at: u64) -> MessageRecord {
+    MessageRecord {
+        contact,
+        direction: direction.into(),
+        message_id: None,
+        raw: Vec::new(),
+        parsed: json!({"from": from, "text": text}),
+        at,
+    }
+}
+
+fn resume_token() -> String {
+    let mut bytes = [0u8; 16];
+    // The token is the customer's only key to the chat: it must not be guessable.
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    hex::encode(bytes)
+}
