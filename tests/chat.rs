@@ -312,3 +312,49 @@ impl SendText for Socket {
             .expect("send");
     }
 }
+
+#[tokio::test]
+async fn outside_business_hours_the_customer_leaves_a_message_that_becomes_a_contact() {
+    let dir = TempDir::new("chat-hours");
+    let mut settings = settings(&dir);
+    // Billing keeps no hours at all this week: always closed.
+    settings
+        .config
+        .queues
+        .get_mut("billing")
+        .expect("billing")
+        .business_hours = Some(switchboard::config::BusinessHoursConfig {
+        time_zone: "Europe/Berlin".into(),
+        days: Default::default(),
+    });
+    let d = daemon(settings).await;
+    let addr = d.local_addr();
+    let mut socket = customer(addr).await;
+    say(&mut socket, json!({"type": "start", "name": "Fay", "email": "fay@example.org", "text": "Invoice 9 is wrong."})).await;
+    expect(&mut socket, "menu").await;
+    say(&mut socket, json!({"type": "choose", "option": "1"})).await;
+    let after = expect(&mut socket, "after_hours").await;
+    assert_eq!(after["queue"], "billing");
+    say(
+        &mut socket,
+        json!({"type": "message", "text": "Please call me back."}),
+    )
+    .await;
+    let left = expect(&mut socket, "message_left").await;
+    assert_eq!(
+        expect(&mut socket, "closed").await["reason"],
+        "message_left"
+    );
+    let id = left["contact_id"].as_str().expect("id");
+    let (_, contact) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
+    assert_eq!(
+        (contact["channel"].as_str(), contact["queue"].as_str()),
+        (Some("email"), Some("billing")),
+        "{contact}"
+    );
+    assert_eq!(
+        contact["payload"]["body"],
+        "Invoice 9 is wrong.\nPlease call me back."
+    );
+    d.shutdown().await.expect("clean shutdown");
+}

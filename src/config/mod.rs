@@ -32,6 +32,7 @@ mod compile;
 pub mod duration;
 mod email;
 mod error;
+mod hours;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ use serde::Deserialize;
 pub use chat::{ChatConfig, MenuConfig, MenuOption};
 pub use email::{AcknowledgementConfig, EmailConfig, RateLimitConfig};
 pub use error::{ConfigError, Problem};
+pub use hours::BusinessHoursConfig;
 
 /// The daemon's built-in configuration, used when no file is given; also the shipped example.
 const EMBEDDED_DEFAULT: &str = include_str!("../../config/switchboard.toml");
@@ -224,6 +226,9 @@ pub struct QueueConfig {
     /// Steps that widen the net as a contact waits, in increasing order of `after`.
     #[serde(default)]
     pub escalation: Vec<EscalationStepConfig>,
+    /// When live channels (chat) are staffed; absent means always.
+    #[serde(default)]
+    pub business_hours: Option<BusinessHoursConfig>,
 }
 
 /// `[[queues.NAME.escalation]]`: after a wait in the queue, widen the net.

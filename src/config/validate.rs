@@ -31,6 +31,7 @@ impl Config {
         check.agents();
         check.email();
         check.chat();
+        check.business_hours();
         if check.problems.is_empty() {
             Ok(())
         } else {
@@ -282,6 +283,17 @@ impl Checker<'_> {
                         );
                     }
                     Mark::Done => {}
+                }
+            }
+        }
+    }
+
+    fn business_hours(&mut self) {
+        let config = self.config;
+        for (name, queue) in &config.queues {
+            if let Some(hours) = &queue.business_hours {
+                for (key, message) in hours.problems() {
+                    self.problem(format!("queues.{name}.business_hours.{key}"), message);
                 }
             }
         }

@@ -108,6 +108,18 @@ pub enum ChatFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         estimated_wait_seconds: Option<u64>,
     },
+    /// The queue is outside its business hours: the customer may leave a message (`message`).
+    AfterHours {
+        /// The queue chosen.
+        queue: String,
+        /// What to tell the customer.
+        message: String,
+    },
+    /// The message was left: it is a contact now, answered when the queue opens.
+    MessageLeft {
+        /// The contact.
+        contact_id: String,
+    },
     /// An agent took the chat.
     AgentJoined {
         /// The agent's display name.

@@ -51,8 +51,12 @@ enum Stage {
     New,
     /// In the menu: the customer's details, the menu shown, and the choices so far.
     Menu(Box<MenuStage>),
+    /// Outside business hours: waiting for the message to leave.
+    LeaveMessage(Box<(Start, Chosen)>),
     /// A contact: relaying.
     Open(u64),
+    /// A message was left; nothing more to do.
+    Done,
 }
 
 /// A customer in the pre-chat menu.
@@ -325,6 +329,18 @@ async fn handle(
             });
             open(shared, start, chosen, connection, outbox).await
         }
+        (Stage::LeaveMessage(left), CustomerMessage::Message { text }) => {
+            let (start, chosen) = *left;
+            leave_message(shared, start, chosen, text, outbox).await
+        }
+        (Stage::LeaveMessage(_), CustomerMessage::Close) => {
+            let _ = outbox
+                .send(ChatFrame::Closed {
+                    reason: "customer_closed".into(),
+                })
+                .await;
+            (Stage::Done, None)
+        }
         (Stage::Open(contact), message) => {
             let reply = in_chat(shared, contact, message).await;
             (Stage::Open(contact), reply)
@@ -332,7 +348,9 @@ async fn handle(
         (stage, _) => {
             let expected = match stage {
                 Stage::New => "start",
-                _ => "choose (or a message)",
+                Stage::Menu(_) => "choose (or a message)",
+                Stage::LeaveMessage(_) => "the message to leave (or close)",
+                _ => "nothing: the chat is over",
             };
             (
                 stage,
@@ -361,7 +379,8 @@ fn menu_frame(menu: &MenuConfig) -> ChatFrame {
     }
 }
 
-/// Makes the chat a durable contact, registers it, says `welcome` and routes it.
+/// Makes the chat a durable contact, registers it, says `welcome` and routes it; outside the
+/// queue's business hours, offers to leave a message instead.
 async fn open(
     shared: &Arc<Shared>,
     start: Start,
@@ -369,21 +388,103 @@ async fn open(
     connection: u64,
     outbox: &mpsc::Sender<ChatFrame>,
 ) -> (Stage, Option<ChatFrame>) {
-    let refuse = |code: &str, message: String| (Stage::New, Some(ChatFrame::error(code, message)));
-    if shared.contacts.len() >= shared.max_open_contacts {
-        return refuse(
-            "unavailable",
-            "too many open contacts; try again later".into(),
-        );
+    let queue = queue_of(shared, &chosen);
+    let hours = shared
+        .config
+        .queues
+        .get(&queue)
+        .and_then(|q| q.business_hours.as_ref());
+    if hours.is_some_and(|h| !h.is_open(unix_ms())) {
+        let frame = ChatFrame::AfterHours {
+            queue,
+            message: "We are closed right now. Leave a message and we will answer as soon as \
+                      we open."
+                .into(),
+        };
+        let _ = outbox.send(frame).await;
+        return (Stage::LeaveMessage(Box::new((start, chosen))), None);
     }
-    let queue = chosen
+    let record = match create(shared, "chat", &start, &chosen).await {
+        Ok(record) => record,
+        Err(refusal) => return (Stage::New, Some(refusal)),
+    };
+    let id = record.id;
+    let token = resume_token();
+    shared
+        .chat
+        .open(id, &token, &record.queue, connection, outbox.clone());
+    let _ = outbox
+        .send(ChatFrame::Welcome {
+            contact_id: id.to_string(),
+            resume_token: token,
+        })
+        .await;
+    let _ = crate::channels::route(shared, record).await;
+    (Stage::Open(id), None)
+}
+
+/// Outside business hours: the message becomes an email-like contact (answered by email when
+/// the customer gave an address), not a lost chat.
+async fn leave_message(
+    shared: &Arc<Shared>,
+    mut start: Start,
+    chosen: Chosen,
+    text: String,
+    outbox: &mpsc::Sender<ChatFrame>,
+) -> (Stage, Option<ChatFrame>) {
+    start.text = Some(match start.text.take() {
+        Some(first) => format!("{first}\n{text}"),
+        None => text,
+    });
+    let record = match create(shared, "email", &start, &chosen).await {
+        Ok(record) => record,
+        Err(refusal) => {
+            return (
+                Stage::LeaveMessage(Box::new((start, chosen))),
+                Some(refusal),
+            );
+        }
+    };
+    let id = record.id;
+    let _ = crate::channels::route(shared, record).await;
+    let _ = outbox
+        .send(ChatFrame::MessageLeft {
+            contact_id: id.to_string(),
+        })
+        .await;
+    let _ = outbox
+        .send(ChatFrame::Closed {
+            reason: "message_left".into(),
+        })
+        .await;
+    (Stage::Done, None)
+}
+
+fn queue_of(shared: &Shared, chosen: &Chosen) -> String {
+    chosen
         .queue
         .clone()
-        .unwrap_or_else(|| shared.config.routing.default_queue.clone());
+        .unwrap_or_else(|| shared.config.routing.default_queue.clone())
+}
+
+/// Journals a contact from what `start` and the menu said; `Err` is the frame to refuse with.
+async fn create(
+    shared: &Shared,
+    channel: &str,
+    start: &Start,
+    chosen: &Chosen,
+) -> Result<ContactRecord, ChatFrame> {
+    if shared.contacts.len() >= shared.max_open_contacts {
+        return Err(ChatFrame::error(
+            "unavailable",
+            "too many open contacts; try again later",
+        ));
+    }
+    let queue = queue_of(shared, chosen);
     let now = unix_ms();
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-    let mut attributes = match start.attributes {
-        serde_json::Value::Object(map) => map,
+    let mut attributes = match &start.attributes {
+        serde_json::Value::Object(map) => map.clone(),
         _ => serde_json::Map::new(),
     };
     for (key, value) in &chosen.attributes {
@@ -394,15 +495,15 @@ async fn open(
     }
     let record = ContactRecord {
         id,
-        channel: "chat".into(),
+        channel: channel.into(),
         queue: queue.clone(),
-        skills: chosen.skills,
+        skills: chosen.skills.clone(),
         priority: chosen.priority.unwrap_or(0),
         arrived_at: now,
         preferred_agent: None,
         payload: json!({
             "customer": start.customer,
-            "subject": null,
+            "subject": if channel == "email" { json!("Message left in the chat") } else { json!(null) },
             "body": start.text.clone().unwrap_or_default(),
             "attributes": attributes,
         }),
@@ -416,22 +517,14 @@ async fn open(
         records.push(Record::Message(said(id, "inbound", "customer", text, now)));
     }
     if let Err(e) = shared.journal.append(records).await {
-        return refuse("unavailable", format!("cannot store the chat now: {e}"));
+        return Err(ChatFrame::error(
+            "unavailable",
+            format!("cannot store the chat now: {e}"),
+        ));
     }
-    metrics::counter!(m::CONTACTS_RECEIVED, "channel" => "chat", "queue" => queue.clone())
+    metrics::counter!(m::CONTACTS_RECEIVED, "channel" => channel.to_owned(), "queue" => queue)
         .increment(1);
-    let token = resume_token();
-    shared
-        .chat
-        .open(id, &token, &queue, connection, outbox.clone());
-    let _ = outbox
-        .send(ChatFrame::Welcome {
-            contact_id: id.to_string(),
-            resume_token: token,
-        })
-        .await;
-    let _ = crate::channels::route(shared, record).await;
-    (Stage::Open(id), None)
+    Ok(record)
 }
 
 /// A frame of an open chat.
