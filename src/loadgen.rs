@@ -17,6 +17,8 @@
 //!
 //! Only `http://` URLs: the daemon serves plain HTTP (TLS belongs to a proxy in front of it).
 
+pub mod chat;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;

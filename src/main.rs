@@ -88,6 +88,31 @@ enum Command {
     /// Load a running daemon: agents that take every offer, contacts at a rate; report
     /// throughput, HTTP and ingest-to-offer latency, journal commits and memory.
     Loadgen(LoadgenArgs),
+    /// Keep many customer chats waiting in a running daemon; report memory per chat and the
+    /// fan-out time of position updates, beside a bare websocket server as the baseline.
+    LoadgenChat {
+        /// The daemon's HTTP address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Admin token (to create the agents).
+        #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// The daemon's pid, to read its memory.
+        #[arg(long, default_value_t = 0)]
+        daemon_pid: u32,
+        /// Customer chats to keep waiting.
+        #[arg(long, default_value_t = 10_000)]
+        chats: usize,
+        /// Agents connected (away) meanwhile.
+        #[arg(long, default_value_t = 1_000)]
+        agents: usize,
+        /// The menu option customers choose.
+        #[arg(long, default_value = "2")]
+        option: String,
+        /// Run as the baseline websocket server instead (prints its address).
+        #[arg(long)]
+        echo_server: bool,
+    },
 }
 
 /// Options of `switchboard loadgen`.
@@ -150,6 +175,24 @@ enum Format {
     Json,
 }
 
+/// Starts the baseline server as a child process, then runs the chat load against both.
+async fn loadgen_chat(
+    options: switchboard::loadgen::chat::Options,
+) -> anyhow::Result<switchboard::loadgen::chat::Report> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["loadgen-chat", "--echo-server"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let echo: SocketAddr = line.trim().parse()?;
+    let result = switchboard::loadgen::chat::run(options, echo, child.id()).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result.map_err(anyhow::Error::msg)
+}
+
 /// A mail listener address: the flag or environment variable, else the config; empty is off.
 fn mail_addr(
     given: Option<String>,
@@ -174,6 +217,47 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::Loadgen(args) => loadgen(args),
+        Command::LoadgenChat {
+            addr,
+            admin_token,
+            daemon_pid,
+            chats,
+            agents,
+            option,
+            echo_server,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            if echo_server {
+                return match runtime.block_on(switchboard::loadgen::chat::echo_server()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            let options = switchboard::loadgen::chat::Options {
+                addr,
+                admin_token,
+                daemon_pid,
+                chats,
+                agents,
+                option,
+            };
+            match runtime.block_on(loadgen_chat(options)) {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string_pretty(&report).expect("report"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve {
             config,
             http_addr,
