@@ -11,15 +11,20 @@
 //!   - `router/agent.rs`, `router/contact.rs`: the router's records of agents and contacts;
 //!   - `router/stats.rs`: per-queue counters and service-level arithmetic.
 //!
+//! - [`channels`]: the channel adapters.
+//!   - `channels/email/`: SMTP/LMTP listeners (a pure SMTP state machine in `smtp.rs`),
+//!     `POST /v1/email/inbound`, parsing with mail-parser, threading, the outbox and lettre;
+//!   - `channels/chat/`: the customer chat websocket, its menu, resume and survey.
 //! - [`journal`]: durability; SQLite in WAL mode, one writer thread with group commit, replay.
 //! - [`http`]: the one HTTP listener: webhook intake, admin API, health, metrics.
 //! - [`gateway`]: the agent websocket protocol and its sessions.
 //! - [`notify`]: callback webhooks for contacts' lifecycle events.
 //! - [`metrics`]: every metric name, unit and help text.
 //! - [`daemon`]: wiring; the router task that owns routing state; startup and shutdown.
-//! - [`loadgen`]: the load generator (`switchboard loadgen`) that measures a running daemon.
+//! - [`loadgen`]: the load generators (`switchboard loadgen`, `switchboard loadgen-chat`) that
+//!   measure a running daemon.
 //!
-//! Planned, per ARCHITECTURE.md: `channels` (email, chat), `classify`, `sim`.
+//! Planned, per ARCHITECTURE.md: `classify`, `sim`.
 //!
 //! Data flows from the channel adapters through classification and the journal into the router
 //! task, which drives [`router::Router`] and executes its actions; see ARCHITECTURE.md.
