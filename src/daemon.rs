@@ -347,8 +347,20 @@ pub async fn start(
 
     let contacts = DashMap::new();
     let mut replayed = 0usize;
+    let mut lost_chats = Vec::new();
     for open in &replay.open {
         let record = &open.contact;
+        if record.channel == "chat" {
+            // The customer's connection died with the old process and its resume token with
+            // it: nobody can come back to this chat, so it counts as abandoned rather than
+            // being offered to an agent who would talk to no one.
+            lost_chats.push(Record::Closed {
+                contact: record.id,
+                outcome: "abandoned".into(),
+                at: now,
+            });
+            continue;
+        }
         match crate::http::new_contact_from_record(&plan, record) {
             Ok(contact) => {
                 if router.handle(now, Event::ContactQueued(contact)).is_ok() {
@@ -360,6 +372,13 @@ pub async fn start(
         }
     }
     router.drain_actions().for_each(drop);
+    if !lost_chats.is_empty() {
+        info!(
+            chats = lost_chats.len(),
+            "chats open at the last stop are recorded as abandoned"
+        );
+        journal.append(lost_chats).await?;
+    }
     let window = crate::config::duration::millis(settings.config.email.reopen_window);
     let reader = journal.clone();
     let threads =

@@ -146,6 +146,12 @@ async fn a_customer_picks_support_waits_as_the_line_moves_chats_with_the_agent_a
     )
     .await;
     expect(&mut first, "rated").await;
+    say(&mut first, json!({"type": "rate", "score": 1})).await;
+    assert_eq!(
+        expect(&mut first, "error").await["code"],
+        "already_rated",
+        "one rating per chat"
+    );
 
     let transcript = http(
         addr,
@@ -355,6 +361,28 @@ async fn outside_business_hours_the_customer_leaves_a_message_that_becomes_a_con
     assert_eq!(
         contact["payload"]["body"],
         "Invoice 9 is wrong.\nPlease call me back."
+    );
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_chat_open_when_the_daemon_stopped_counts_as_abandoned_after_the_restart() {
+    let dir = TempDir::new("chat-restart");
+    let d = daemon(settings(&dir)).await;
+    let (_socket, id, token) = support_chat(d.local_addr(), "Gus").await;
+    d.shutdown().await.expect("clean shutdown");
+
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let (_, contact) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
+    assert_eq!(
+        contact["status"], "abandoned",
+        "nobody can come back to it: {contact}"
+    );
+    let mut late = resume(addr, &token).await;
+    assert_eq!(
+        expect(&mut late, "error").await["code"],
+        "unknown_resume_token"
     );
     d.shutdown().await.expect("clean shutdown");
 }

@@ -730,3 +730,48 @@ async fn an_idle_client_and_a_slow_body_are_cut_off_with_421() {
     assert_eq!(queues["error"]["code"], "not_found", "nothing was accepted");
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn a_contact_token_from_a_stranger_starts_a_new_contact_instead_of_joining() {
+    let dir = TempDir::new("email-token");
+    let d = daemon(settings(&dir)).await;
+    let (mut client, _) = Client::connect(d.smtp_addr().expect("smtp")).await;
+    client.command("EHLO mx.example.org").await;
+    let first = message(
+        &[("From", "ada@example.org"), ("Subject", "Refund")],
+        "Where is it?",
+    );
+    let (_, reply) = client
+        .mail("ada@example.org", &["billing@example.com"], &first)
+        .await;
+    let id = contact_in(&reply);
+    let subject = format!("Re: Refund [#{id}]");
+    let stranger = message(
+        &[
+            ("From", "mallory@example.net"),
+            ("Subject", subject.as_str()),
+        ],
+        "Send it to me",
+    );
+    let (_, reply) = client
+        .mail("mallory@example.net", &["billing@example.com"], &stranger)
+        .await;
+    assert!(reply.contains("new_contact"), "{reply}");
+    assert_ne!(contact_in(&reply), id);
+    let customer = message(
+        &[
+            ("From", "Ada <ada@example.org>"),
+            ("Subject", subject.as_str()),
+        ],
+        "Any news?",
+    );
+    let (_, reply) = client
+        .mail("ada@example.org", &["billing@example.com"], &customer)
+        .await;
+    assert_eq!(
+        (contact_in(&reply), reply.contains("joined")),
+        (id, true),
+        "{reply}"
+    );
+    d.shutdown().await.expect("clean shutdown");
+}

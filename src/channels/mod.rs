@@ -13,6 +13,23 @@ use std::sync::Arc;
 use crate::daemon::{Command, Shared};
 use crate::journal::ContactRecord;
 
+/// Adds a later customer message to the open contact's body, so an agent offered it later
+/// sees everything the customer wrote, not only the first message.
+pub(crate) fn append_to_body(shared: &Shared, contact: u64, text: &str) {
+    let Some(mut entry) = shared.contacts.get_mut(&contact) else {
+        return;
+    };
+    let mut record = (**entry).clone();
+    if let Some(body) = record.payload.get_mut("body") {
+        let joined = match body.as_str() {
+            Some(before) if !before.is_empty() => format!("{before}\n\n{text}"),
+            _ => text.to_owned(),
+        };
+        *body = serde_json::Value::String(joined);
+    }
+    *entry = Arc::new(record);
+}
+
 /// Hands a journaled contact to the router: every intake (webhook, email, chat) ends here.
 /// `Err` when the record names something the routing plan does not know.
 pub(crate) async fn route(shared: &Shared, record: ContactRecord) -> Result<(), String> {

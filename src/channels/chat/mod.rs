@@ -176,6 +176,12 @@ struct Conversation {
     missed: VecDeque<ChatFrame>,
     /// The queue, for the rating metric.
     queue: String,
+    /// Its resume token, to forget it with the conversation.
+    token: String,
+    /// The connection whose drop started the current grace, if the customer is away.
+    dropped: Option<u64>,
+    /// The customer rated the chat (once is enough).
+    rated: bool,
     /// Set once the chat ended: only the survey remains.
     closed: bool,
 }
@@ -207,6 +213,9 @@ impl ChatRoom {
                 customer: Some((connection, outbox)),
                 missed: VecDeque::new(),
                 queue: queue.to_owned(),
+                token: token.to_owned(),
+                dropped: None,
+                rated: false,
                 closed: false,
             },
         );
@@ -233,7 +242,10 @@ impl ChatRoom {
             return;
         }
         // Disconnected, or not reading: keep it for the resume (a queued update is only worth
-        // its latest value).
+        // its latest value; a typing indicator nothing once it is late).
+        if matches!(frame, ChatFrame::Typing) {
+            return;
+        }
         if matches!(frame, ChatFrame::Queued { .. }) {
             conversation
                 .missed
@@ -263,6 +275,13 @@ impl ChatRoom {
         }
     }
 
+    /// Claims the conversation's one rating; false if it was rated already.
+    pub fn take_rating(&self, contact: u64) -> bool {
+        self.conversations
+            .get_mut(&contact)
+            .is_some_and(|mut c| !std::mem::replace(&mut c.rated, true))
+    }
+
     /// True once the chat is over (only a rating may follow).
     pub fn is_closed(&self, contact: u64) -> bool {
         self.conversations.get(&contact).is_some_and(|c| c.closed)
@@ -278,6 +297,7 @@ impl ChatRoom {
         let contact = *self.tokens.get(token)?;
         let mut conversation = self.conversations.get_mut(&contact)?;
         conversation.customer = Some((connection, outbox));
+        conversation.dropped = None;
         Some((contact, conversation.missed.drain(..).collect()))
     }
 
@@ -292,23 +312,26 @@ impl ChatRoom {
             .is_some_and(|(c, _)| *c == connection)
         {
             conversation.customer = None;
+            conversation.dropped = Some(connection);
             true
         } else {
             false
         }
     }
 
-    /// True while a customer connection is attached.
-    pub fn connected(&self, contact: u64) -> bool {
+    /// True while the customer is away since `connection` dropped: no resume since (a later
+    /// drop starts its own grace).
+    pub fn away_since(&self, contact: u64, connection: u64) -> bool {
         self.conversations
             .get(&contact)
-            .is_some_and(|c| c.customer.is_some())
+            .is_some_and(|c| c.customer.is_none() && c.dropped == Some(connection))
     }
 
     /// Forgets a conversation for good.
     pub fn forget(&self, contact: u64) {
-        self.conversations.remove(&contact);
-        self.tokens.retain(|_, c| *c != contact);
+        if let Some((_, conversation)) = self.conversations.remove(&contact) {
+            self.tokens.remove(&conversation.token);
+        }
     }
 
     /// Counts a chat against its remote address; false when the address is at `limit`.

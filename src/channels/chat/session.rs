@@ -182,6 +182,10 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, peer: SocketAddr, resume: O
                 let _ = outbox
                     .send(ChatFrame::error("unsupported", "send JSON text frames"))
                     .await;
+                if refusals >= MAX_REFUSALS {
+                    close_code_sent = Some(close_code::POLICY);
+                    break;
+                }
                 continue;
             }
         };
@@ -228,7 +232,8 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, peer: SocketAddr, resume: O
             let shared = shared.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(shared.config.chat.resume_grace).await;
-                if shared.chat.connected(contact) {
+                // Resumed meanwhile (and maybe dropped again, with a grace of its own).
+                if !shared.chat.away_since(contact, connection) {
                     return;
                 }
                 if !shared.chat.is_closed(contact) {
@@ -534,6 +539,9 @@ async fn in_chat(
     message: CustomerMessage,
 ) -> Option<ChatFrame> {
     let room = &shared.chat;
+    if !room.contains(contact) {
+        return Some(ChatFrame::error("closed", "the chat is over"));
+    }
     match message {
         CustomerMessage::Message { text } if !room.is_closed(contact) => {
             if text.trim().is_empty() {
@@ -547,6 +555,7 @@ async fn in_chat(
                     format!("cannot store the message now: {e}"),
                 ));
             }
+            crate::channels::append_to_body(shared, contact, &text);
             let frame = ServerMessage::Message {
                 contact_id: contact.to_string(),
                 channel: "chat".into(),
@@ -573,6 +582,12 @@ async fn in_chat(
         CustomerMessage::Rate { score, comment } if room.is_closed(contact) => {
             if !(1..=5).contains(&score) {
                 return Some(ChatFrame::error("invalid_score", "score is 1 to 5"));
+            }
+            if !room.take_rating(contact) {
+                return Some(ChatFrame::error(
+                    "already_rated",
+                    "this chat has its rating",
+                ));
             }
             let now = unix_ms();
             let record = MessageRecord {

@@ -199,7 +199,10 @@ impl EmailChannel {
             return Err(EmailError::RateLimited(sender));
         }
         let raw = match self.thread(&email) {
-            Some(contact) => self.join(shared, contact, &email, raw, now).await?,
+            Some((contact, by_token)) => {
+                self.join(shared, contact, by_token, &email, raw, now)
+                    .await?
+            }
             None => Err(raw),
         };
         let delivered = match raw {
@@ -210,12 +213,21 @@ impl EmailChannel {
         Ok(delivered)
     }
 
-    /// The contact this message continues, by its ancestors' Message-IDs or the subject token.
-    fn thread(&self, email: &InboundEmail) -> Option<u64> {
+    /// The contact this message continues, by its ancestors' Message-IDs, or else by the
+    /// subject token (then `true`: the token is only a number, so it is trusted only from the
+    /// contact's own customer, see [`from_customer`]).
+    fn thread(&self, email: &InboundEmail) -> Option<(u64, bool)> {
         email
             .ancestors()
             .find_map(|id| self.thread_of(id))
-            .or_else(|| email.subject.as_deref().and_then(parse::contact_token))
+            .map(|contact| (contact, false))
+            .or_else(|| {
+                email
+                    .subject
+                    .as_deref()
+                    .and_then(parse::contact_token)
+                    .map(|contact| (contact, true))
+            })
     }
 
     /// Adds the message to an open contact, or reopens a recently closed one. `Err(raw)` (the
@@ -225,11 +237,18 @@ impl EmailChannel {
         &self,
         shared: &Shared,
         contact: u64,
+        by_token: bool,
         email: &InboundEmail,
         raw: Vec<u8>,
         now: UnixMillis,
     ) -> Result<Result<Delivered, Vec<u8>>, EmailError> {
-        if shared.contacts.contains_key(&contact) {
+        let open = shared.contacts.get(&contact).map(|r| r.clone());
+        if let Some(record) = open {
+            // Only an email contact takes mail, and a bare token only from its customer.
+            if record.channel != "email" || (by_token && !from_customer(&record, email)) {
+                return Ok(Err(raw));
+            }
+            super::append_to_body(shared, contact, &email.text);
             let message = inbound_record(contact, email, raw, now);
             shared
                 .journal
@@ -257,7 +276,10 @@ impl EmailChannel {
         let recent = stored
             .closed_at
             .is_some_and(|closed| now.saturating_sub(closed) <= window);
-        if stored.contact.channel != "email" || !recent {
+        if stored.contact.channel != "email"
+            || !recent
+            || (by_token && !from_customer(&stored.contact, email))
+        {
             return Ok(Err(raw));
         }
         if shared.contacts.len() >= shared.max_open_contacts {
@@ -359,6 +381,24 @@ impl EmailChannel {
             self.remember(id, contact);
         }
     }
+}
+
+/// True when the message comes from the contact's customer (its From or Reply-To is the address
+/// the contact was opened with).
+fn from_customer(record: &ContactRecord, email: &InboundEmail) -> bool {
+    let known: Vec<&str> = [
+        record.payload.pointer("/customer/email"),
+        record.payload.pointer("/email/reply_to"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(Value::as_str)
+    .collect();
+    email
+        .from
+        .iter()
+        .chain(&email.reply_to)
+        .any(|m| known.iter().any(|k| k.eq_ignore_ascii_case(&m.address)))
 }
 
 /// The contact's payload after a message: subject and body of the latest message, and the

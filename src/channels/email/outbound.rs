@@ -313,7 +313,11 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 );
                 continue;
             }
-            attempt(&shared, transport, mail).await;
+            if !attempt(&shared, transport, mail).await {
+                // The journal cannot record attempts: sending more now would repeat them.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                break;
+            }
             attempted = true;
         }
         if attempted {
@@ -331,12 +335,13 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// One delivery attempt, recorded in the journal whatever happens.
+/// One delivery attempt, recorded in the journal whatever happens; false if the record could
+/// not be written.
 async fn attempt(
     shared: &Shared,
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     mail: OutgoingMail,
-) {
+) -> bool {
     let config = &shared.email.config;
     let attempts = mail.attempts + 1;
     let envelope = envelope(&mail);
@@ -378,9 +383,13 @@ async fn attempt(
         last_error: error,
         at: now,
     };
-    if let Err(e) = shared.journal.append(vec![record]).await {
-        // The mail stays pending in the journal: it is tried again (at worst sent twice).
-        warn!(error = %e, "cannot record a delivery attempt");
+    match shared.journal.append(vec![record]).await {
+        Ok(()) => true,
+        Err(e) => {
+            // The mail stays pending in the journal: it is tried again (at worst sent twice).
+            warn!(error = %e, "cannot record a delivery attempt");
+            false
+        }
     }
 }
 

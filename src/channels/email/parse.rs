@@ -190,7 +190,10 @@ pub fn parse(raw: &[u8], envelope_sender: Option<&str>) -> Result<InboundEmail, 
         to: mailboxes(message.to()),
         cc: mailboxes(message.cc()),
         subject: message.subject().map(|s| s.trim().to_owned()),
-        message_id: message.message_id().map(clean_id),
+        message_id: message
+            .message_id()
+            .map(clean_id)
+            .filter(|id| !id.is_empty()),
         in_reply_to: ids(message.in_reply_to()),
         references: ids(message.references()),
         date: message.date().map(|d| d.to_rfc3339()),
