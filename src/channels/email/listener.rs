@@ -159,7 +159,12 @@ async fn serve(
                 let Some(tls) = &tls else { return Ok(()) };
                 // Anything the client pipelined after STARTTLS is discarded (RFC 3207 §4.2).
                 let stream = reader.into_inner();
-                let stream = TlsAcceptor::from(tls.clone()).accept(stream).await?;
+                // A client that never finishes the handshake must not hold its slot forever.
+                let idle = shared.email.config.idle_timeout;
+                let handshake = TlsAcceptor::from(tls.clone()).accept(stream);
+                let stream = tokio::time::timeout(idle, handshake).await.map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+                })??;
                 session.tls_started();
                 reader = BufReader::new(Box::new(stream) as Box<dyn Stream>);
             }
