@@ -775,3 +775,24 @@ async fn a_contact_token_from_a_stranger_starts_a_new_contact_instead_of_joining
     );
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn one_address_cannot_take_every_smtp_connection() {
+    let dir = TempDir::new("email-per-address");
+    let d = daemon(settings(&dir)).await;
+    let smtp = d.smtp_addr().expect("smtp");
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let (client, greeting) = Client::connect(smtp).await;
+        assert_eq!(greeting, 220);
+        held.push(client);
+    }
+    let (_, refused) = Client::connect(smtp).await;
+    assert_eq!(refused, 421, "the 33rd connection from one address");
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_, greeting) = Client::connect(smtp).await;
+    assert_eq!(greeting, 220, "a freed slot is usable again");
+    drop(held);
+    d.shutdown().await.expect("clean shutdown");
+}

@@ -28,6 +28,11 @@ use crate::router::{ContactStatus, Event, WithdrawReason};
 const OUTBOX: usize = 256;
 /// Refusals after which the socket is closed.
 const MAX_REFUSALS: u32 = 10;
+/// Keepalive ping interval; a connection silent (not even a pong) for three of them is taken
+/// for dropped, so a half-open connection starts the resume grace like a closed one.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A connection that has not said `start` within this is closed.
+const START_WITHIN: Duration = Duration::from_secs(60);
 
 /// `GET /v1/chat/ws[?resume=<token>]`.
 pub async fn upgrade(
@@ -105,8 +110,15 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, peer: SocketAddr, resume: O
     let (mut sink, mut stream) = socket.split();
     let (close_tx, mut close_rx) = oneshot::channel::<u16>();
     let writer = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
         loop {
             tokio::select! {
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        return;
+                    }
+                }
                 frame = frames.recv() => match frame {
                     Some(frame) => {
                         let text = serde_json::to_string(&frame).expect("chat frames serialize");
@@ -172,7 +184,22 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, peer: SocketAddr, resume: O
     let mut refusals = 0u32;
     let mut window = (Instant::now(), 0u32);
     let mut close_code_sent = None;
-    while let Some(Ok(message)) = stream.next().await {
+    let connected_at = Instant::now();
+    loop {
+        let Ok(Some(Ok(message))) = tokio::time::timeout(3 * PING_EVERY, stream.next()).await
+        else {
+            break; // Closed, broken, or silent through three pings.
+        };
+        if matches!(stage, Stage::New) && connected_at.elapsed() > START_WITHIN {
+            let _ = outbox
+                .send(ChatFrame::error(
+                    "start_timeout",
+                    "no start within a minute",
+                ))
+                .await;
+            close_code_sent = Some(close_code::POLICY);
+            break;
+        }
         let text = match message {
             Message::Text(text) => text,
             Message::Close(_) => break,

@@ -29,6 +29,9 @@ use crate::metrics as m;
 const MAX_CONNECTIONS: usize = 512;
 /// Longest command line read (RFC 5321 allows 512 octets; ESMTP parameters need a little more).
 const MAX_COMMAND_LINE: usize = 4096;
+/// Most connections at once from one remote address, so one host cannot take every slot (an
+/// MTA's LMTP client opens about 20 by default).
+const MAX_PER_ADDRESS: usize = 32;
 /// Most recipients per transaction (RFC 5321 asks servers to take at least 100).
 const MAX_RECIPIENTS: usize = 100;
 
@@ -82,6 +85,7 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address: Arc<dashmap::DashMap<std::net::IpAddr, usize>> = Arc::default();
     let mut connections = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -106,14 +110,33 @@ async fn accept_loop(
         // Replies are already batched per pipelined group (one flush), so Nagle's algorithm
         // would only add a delayed-ACK stall to every transaction.
         let _ = stream.set_nodelay(true);
+        let ip = peer.ip();
+        let admitted = {
+            let mut count = per_address.entry(ip).or_insert(0);
+            *count += 1;
+            *count <= MAX_PER_ADDRESS
+        };
         let shared = shared.clone();
         let tls = tls.clone();
         let stop = stop.clone();
+        let per_address = per_address.clone();
         connections.spawn(async move {
             let _permit = permit;
-            if let Err(e) = serve(shared, stream, protocol, tls, stop).await {
-                debug!(%peer, error = %e, "email connection ended with an error");
+            if admitted {
+                if let Err(e) = serve(shared, stream, protocol, tls, stop).await {
+                    debug!(%peer, error = %e, "email connection ended with an error");
+                }
+            } else {
+                metrics::counter!(m::SMTP_REJECTED, "reason" => "too_many_connections")
+                    .increment(1);
+                let mut stream = stream;
+                let reply = Reply::new(421, "4.7.0 Too many connections from your address");
+                let _ = stream.write_all(&reply.to_bytes()).await;
             }
+            if let Some(mut count) = per_address.get_mut(&ip) {
+                *count = count.saturating_sub(1);
+            }
+            per_address.remove_if(&ip, |_, count| *count == 0);
         });
         // Reap finished connections so the set does not grow with the daemon's age.
         while connections.try_join_next().is_some() {}
