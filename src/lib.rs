@@ -24,7 +24,9 @@
 //! - [`loadgen`]: the load generators (`switchboard loadgen`, `switchboard loadgen-chat`) that
 //!   measure a running daemon.
 //!
-//! Planned, per ARCHITECTURE.md: `classify`, `sim`.
+//! - [`classify`]: classification; so far intent detection (`classify/intent.rs`).
+//!
+//! Planned, per ARCHITECTURE.md: the rest of `classify` (rules, signals), `sim`.
 //!
 //! Data flows from the channel adapters through classification and the journal into the router
 //! task, which drives [`router::Router`] and executes its actions; see ARCHITECTURE.md.
@@ -32,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod channels;
+pub mod classify;
 pub mod config;
 pub mod daemon;
 pub mod gateway;

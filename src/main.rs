@@ -88,6 +88,11 @@ enum Command {
     /// Load a running daemon: agents that take every offer, contacts at a rate; report
     /// throughput, HTTP and ingest-to-offer latency, journal commits and memory.
     Loadgen(LoadgenArgs),
+    /// Intent detection: `intents eval` trains on a labeled CSV and reports on another.
+    Intents {
+        #[command(subcommand)]
+        command: IntentsCommand,
+    },
     /// Keep many customer chats waiting in a running daemon; report memory per chat and the
     /// fan-out time of position updates, beside a bare websocket server as the baseline.
     LoadgenChat {
@@ -112,6 +117,27 @@ enum Command {
         /// Run as the baseline websocket server instead (prints its address).
         #[arg(long)]
         echo_server: bool,
+    },
+}
+
+/// `switchboard intents ...`.
+#[derive(Debug, Subcommand)]
+enum IntentsCommand {
+    /// Train on `--train` (text,intent CSV) and report accuracy, macro-F1, training time and
+    /// speed on `--test`, or on a held-out share of the training file.
+    Eval {
+        /// Labeled training data.
+        #[arg(long)]
+        train: PathBuf,
+        /// Labeled test data; without it, `--holdout` of the training file is held out.
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// Share of the training file held out when there is no `--test`.
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
 }
 
@@ -175,6 +201,44 @@ enum Format {
     Json,
 }
 
+/// Trains and evaluates the intent model; the JSON report (`accuracy`, `macro_f1`,
+/// `train_seconds`, `per_second`, `examples`, `confused`).
+fn intents_eval(
+    train: &std::path::Path,
+    test: Option<&std::path::Path>,
+    holdout: f64,
+) -> anyhow::Result<serde_json::Value> {
+    use switchboard::classify::intent;
+    let read = |path: &std::path::Path| -> anyhow::Result<Vec<intent::Example>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        intent::read_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    };
+    let all = read(train)?;
+    let (train_set, test_set) = match test {
+        Some(path) => (all, read(path)?),
+        None => intent::holdout(&all, holdout),
+    };
+    let started = std::time::Instant::now();
+    let model = intent::IntentModel::train(&train_set)?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let evaluation = intent::evaluate(&model, &test_set);
+    let started = std::time::Instant::now();
+    let mut rounds = 0usize;
+    while started.elapsed() < std::time::Duration::from_secs(1) {
+        for e in &test_set {
+            std::hint::black_box(model.classify(&e.text));
+        }
+        rounds += 1;
+    }
+    let per_second = (rounds * test_set.len()) as f64 / started.elapsed().as_secs_f64();
+    let mut report = serde_json::to_value(&evaluation)?;
+    report["train_seconds"] = serde_json::json!(train_seconds);
+    report["per_second"] = serde_json::json!(per_second);
+    report["train_examples"] = serde_json::json!(train_set.len());
+    Ok(report)
+}
+
 /// Starts the baseline server as a child process, then runs the chat load against both.
 async fn loadgen_chat(
     options: switchboard::loadgen::chat::Options,
@@ -217,6 +281,41 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::Loadgen(args) => loadgen(args),
+        Command::Intents {
+            command:
+                IntentsCommand::Eval {
+                    train,
+                    test,
+                    holdout,
+                    format,
+                },
+        } => match intents_eval(&train, test.as_deref(), holdout) {
+            Ok(report) => {
+                match format {
+                    Format::Json => {
+                        println!("{}", serde_json::to_string_pretty(&report).expect("report"))
+                    }
+                    Format::Table => {
+                        println!(
+                            "accuracy {:.4}  macro-F1 {:.4}  on {} examples; trained in {:.2} s; {:.0} classifications/s",
+                            report["accuracy"].as_f64().unwrap_or(0.0),
+                            report["macro_f1"].as_f64().unwrap_or(0.0),
+                            report["examples"],
+                            report["train_seconds"].as_f64().unwrap_or(0.0),
+                            report["per_second"].as_f64().unwrap_or(0.0)
+                        );
+                        for pair in report["confused"].as_array().into_iter().flatten() {
+                            println!("  {} -> {}: {}", pair[0], pair[1], pair[2]);
+                        }
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_UNREADABLE)
+            }
+        },
         Command::LoadgenChat {
             addr,
             admin_token,
