@@ -3,8 +3,10 @@
 //!
 //! - `intent.rs`: intent detection, a linear model over word and character n-grams trained
 //!   from a labeled CSV.
+//! - `signals.rs`: language (whatlang) and a lexicon sentiment and urgency score.
 //!
-//! Rules, signals (language, sentiment) and hot reload are the rest of the classification issue
-//! and not here yet.
+//! Rules (CEL), wiring into intake and hot reload are the rest of the classification issue and
+//! not here yet.
 
 pub mod intent;
+pub mod signals;
