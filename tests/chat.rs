@@ -207,6 +207,8 @@ async fn a_customer_who_reconnects_in_time_keeps_the_agent_and_gets_what_was_mis
     expect(&mut bob, "agent_joined").await;
 
     drop(bob); // The connection drops (train tunnel).
+    // Nothing outside shows the daemon noticing the drop; a short pause lets it, so the reply
+    // below is one the customer misses rather than one written to the closing socket.
     tokio::time::sleep(Duration::from_millis(50)).await;
     say(
         &mut ada,

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiResult, require_admin};
 use crate::channels::email::{Arrival, EmailError};
-use crate::daemon::{Shared, unix_ms};
+use crate::daemon::Shared;
 
 /// `POST /v1/email/inbound`: 202 once the message is durable, with what became of it.
 pub(super) async fn post_inbound(
@@ -22,17 +22,7 @@ pub(super) async fn post_inbound(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult {
     let body = body.map_err(super::body_error)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("message/rfc822") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "POST /v1/email/inbound takes Content-Type: message/rfc822 (the raw message)",
-        ));
-    }
+    super::intake::require_content_type(&headers, "message/rfc822", "POST /v1/email/inbound")?;
     if body.len() > shared.email.config.max_message_size {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -43,12 +33,7 @@ pub(super) async fn post_inbound(
             ),
         ));
     }
-    if let Some(secret) = &shared.webhook_secret {
-        let signature = headers
-            .get("x-switchboard-signature")
-            .and_then(|v| v.to_str().ok());
-        super::intake::verify_signature(secret, signature, &body, (unix_ms() / 1000) as i64)?;
-    }
+    super::intake::check_signature(&shared, &headers, &body)?;
     let delivered = shared
         .email
         .deliver(&shared, body.to_vec(), Arrival::default())

@@ -87,23 +87,49 @@ pub fn verify_signature(
         .map_err(|_| unauthorized("signature does not match the body"))
 }
 
+/// Refuses a body whose `Content-Type` is not `expected` (415), naming the route.
+pub(super) fn require_content_type(
+    headers: &HeaderMap,
+    expected: &str,
+    route: &str,
+) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with(expected) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("{route} takes Content-Type: {expected}"),
+        ))
+    }
+}
+
+/// When a webhook secret is set, the body must carry a valid `X-Switchboard-Signature`.
+pub(super) fn check_signature(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let Some(secret) = &shared.webhook_secret else {
+        return Ok(());
+    };
+    let signature = headers
+        .get("x-switchboard-signature")
+        .and_then(|v| v.to_str().ok());
+    verify_signature(secret, signature, body, (unix_ms() / 1000) as i64)
+}
+
 pub(super) async fn post_contact(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult {
     let body = body.map_err(super::body_error)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "POST /v1/contacts takes Content-Type: application/json",
-        ));
-    }
+    require_content_type(&headers, "application/json", "POST /v1/contacts")?;
     if body.len() > MAX_BODY {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,12 +137,7 @@ pub(super) async fn post_contact(
             format!("body over {MAX_BODY} bytes"),
         ));
     }
-    if let Some(secret) = &shared.webhook_secret {
-        let signature = headers
-            .get("x-switchboard-signature")
-            .and_then(|v| v.to_str().ok());
-        verify_signature(secret, signature, &body, (unix_ms() / 1000) as i64)?;
-    }
+    check_signature(&shared, &headers, &body)?;
     let parsed: ContactBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
     let unprocessable = |code, m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m);

@@ -206,19 +206,7 @@ fn write_records(conn: &Connection, records: &[Record]) -> rusqlite::Result<()> 
                 idempotency_key,
                 response,
             } => {
-                let id = int(contact.id)?;
-                let arrived_at = int(contact.arrived_at)?;
-                let json = serde_json::to_string(contact)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                conn.prepare_cached(UPSERT_CONTACT)?
-                    .execute(params![id, json, arrived_at])?;
-                conn.prepare_cached(INSERT_EVENT)?.execute(params![
-                    id,
-                    "accepted",
-                    "queued",
-                    None::<&str>,
-                    arrived_at
-                ])?;
+                let (id, arrived_at) = store_contact(conn, contact, "accepted", None)?;
                 if let Some(key) = idempotency_key {
                     conn.prepare_cached(INSERT_IDEMPOTENCY)?.execute(params![
                         key,
@@ -257,19 +245,12 @@ fn write_records(conn: &Connection, records: &[Record]) -> rusqlite::Result<()> 
                 ])?;
             }
             Record::Reopened { contact } => {
-                let id = int(contact.id)?;
-                let arrived_at = int(contact.arrived_at)?;
-                let json = serde_json::to_string(contact)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                conn.prepare_cached(UPSERT_CONTACT)?
-                    .execute(params![id, json, arrived_at])?;
-                conn.prepare_cached(INSERT_EVENT)?.execute(params![
-                    id,
+                store_contact(
+                    conn,
+                    contact,
                     "reopened",
-                    "queued",
-                    contact.preferred_agent,
-                    arrived_at
-                ])?;
+                    contact.preferred_agent.as_deref(),
+                )?;
             }
             Record::Message(m) => {
                 conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
@@ -335,6 +316,25 @@ fn write_records(conn: &Connection, records: &[Record]) -> rusqlite::Result<()> 
         }
     }
     Ok(())
+}
+
+/// Stores a contact as queued (new, or open again) with its `kind` event; returns its id and
+/// arrival as stored.
+fn store_contact(
+    conn: &Connection,
+    contact: &super::ContactRecord,
+    kind: &str,
+    agent: Option<&str>,
+) -> rusqlite::Result<(i64, i64)> {
+    let id = int(contact.id)?;
+    let arrived_at = int(contact.arrived_at)?;
+    let json = serde_json::to_string(contact)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    conn.prepare_cached(UPSERT_CONTACT)?
+        .execute(params![id, json, arrived_at])?;
+    conn.prepare_cached(INSERT_EVENT)?
+        .execute(params![id, kind, "queued", agent, arrived_at])?;
+    Ok((id, arrived_at))
 }
 
 /// SQLite integers are signed; `append` already refused larger values, this keeps it honest.

@@ -5,7 +5,7 @@
 //! parse (see the journal's `messages` table) and nothing may be lost to a parser's opinion.
 //! Only an empty input is refused.
 
-use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{Addr, Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
 /// Longest body text kept in the parse (the raw message keeps all of it).
@@ -340,34 +340,25 @@ fn cut(text: &str) -> (String, bool) {
     (text[..end].to_owned(), true)
 }
 
-fn first_mailbox(address: &Address<'_>) -> Option<Mailbox> {
-    address.iter().find_map(|a| {
-        Some(Mailbox {
-            name: a
-                .name()
-                .map(|n| n.trim().to_owned())
-                .filter(|n| !n.is_empty()),
-            address: a.address()?.trim().to_owned(),
-        })
+/// One address as a [`Mailbox`]; `None` for a group name without an address.
+fn mailbox(addr: &Addr<'_>) -> Option<Mailbox> {
+    Some(Mailbox {
+        name: addr
+            .name()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty()),
+        address: addr.address()?.trim().to_owned(),
     })
 }
 
+fn first_mailbox(address: &Address<'_>) -> Option<Mailbox> {
+    address.iter().find_map(mailbox)
+}
+
 fn mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {
-    let Some(address) = address else {
-        return Vec::new();
-    };
     address
-        .iter()
-        .filter_map(|a| {
-            Some(Mailbox {
-                name: a
-                    .name()
-                    .map(|n| n.trim().to_owned())
-                    .filter(|n| !n.is_empty()),
-                address: a.address()?.trim().to_owned(),
-            })
-        })
-        .collect()
+        .map(|a| a.iter().filter_map(mailbox).collect())
+        .unwrap_or_default()
 }
 
 /// Message ids without angle brackets or surrounding space (mail-parser usually strips them;
