@@ -195,6 +195,7 @@ fn bench_smtp_intake(c: &mut Criterion) {
     config.email.acknowledgement.queues.clear();
     let settings = switchboard::daemon::Settings {
         config,
+        config_path: None,
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.clone(),
         admin_token: None,

@@ -115,6 +115,7 @@ fn contact_for(rng: &mut Rng, id: u64, skills: &[(SkillId, u8)], now: Millis) ->
         arrived_at: now,
         preferred_agent: None,
         announce_position: false,
+        sla: None,
     }
 }
 
@@ -649,6 +650,7 @@ fn live_contact(id: u64, now: Millis) -> NewContact {
         arrived_at: now,
         preferred_agent: None,
         announce_position: true,
+        sla: None,
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
@@ -38,6 +39,9 @@ use crate::router::{
 pub struct Settings {
     /// The routing configuration.
     pub config: Config,
+    /// The file it came from, read again on reload (SIGHUP, `POST /v1/admin/reload`); `None`
+    /// when running on the embedded default.
+    pub config_path: Option<PathBuf>,
     /// HTTP listener (webhooks, admin API, websockets, metrics).
     pub http_addr: SocketAddr,
     /// Where the journal lives.
@@ -96,10 +100,12 @@ pub struct AgentEntry {
 
 /// What the HTTP layer and agent sessions share. Read-mostly; routing state is not here.
 pub struct Shared {
-    /// The routing configuration.
-    pub config: Config,
-    /// The compiled plan (names to ids).
-    pub plan: RoutingPlan,
+    /// The running configuration, its plan and its classifier; swapped whole on reload.
+    pub setup: ArcSwap<Setup>,
+    /// Where reloads read the configuration from; `None` runs on the embedded default.
+    pub config_path: Option<PathBuf>,
+    /// Reloads run one at a time.
+    pub reload_lock: tokio::sync::Mutex<()>,
     /// Commands to the router task.
     pub router: mpsc::Sender<Command>,
     /// The journal.
@@ -136,7 +142,56 @@ pub struct Shared {
     pub chat: crate::channels::chat::ChatRoom,
 }
 
+/// One loaded configuration: what it says, the plan it compiles to, and the classifier built
+/// from its rules and intents. Readers take a snapshot (`shared.setup()`) and keep using it for
+/// the request at hand, so a reload never changes the rules under a contact mid-way.
+#[derive(Debug)]
+pub struct Setup {
+    /// The configuration.
+    pub config: Config,
+    /// The compiled plan (names to ids). After reloads it may hold queues and skills the
+    /// configuration no longer has, kept until their contacts drain.
+    pub plan: RoutingPlan,
+    /// Rules and intent model.
+    pub classifier: crate::classify::Classifier,
+    /// The time zone rules read `hour` and `weekday` in.
+    pub time_zone: jiff::tz::TimeZone,
+}
+
+impl Setup {
+    /// The setup for a freshly loaded configuration; `previous` is the plan it replaces, whose
+    /// ids it keeps.
+    pub fn new(config: Config, previous: Option<&RoutingPlan>) -> Setup {
+        let plan = match previous {
+            Some(previous) => config.routing_plan_after(previous),
+            None => config.routing_plan(),
+        };
+        Setup {
+            classifier: config.classifier(),
+            time_zone: config.classify_time_zone(),
+            plan,
+            config,
+        }
+    }
+
+    /// True when new contacts may go to this queue: it is in the configuration (a queue a
+    /// reload removed still drains, but takes nothing new).
+    pub fn takes_queue(&self, name: &str) -> bool {
+        self.config.queues.contains_key(name)
+    }
+
+    /// True when new contacts may ask for this skill.
+    pub fn knows_skill(&self, name: &str) -> bool {
+        self.config.skills.iter().any(|s| s == name)
+    }
+}
+
 impl Shared {
+    /// A snapshot of the running setup.
+    pub fn setup(&self) -> Arc<Setup> {
+        self.setup.load_full()
+    }
+
     /// The router's view of one contact; `None` if it is not in the router (or the router is
     /// gone).
     pub async fn contact_view(&self, id: ContactId) -> Option<ContactView> {
@@ -147,6 +202,102 @@ impl Shared {
             .ok()?;
         rx.await.ok().flatten()
     }
+}
+
+/// What a reload changed, for the admin API and the log.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Reloaded {
+    /// Queues in the new configuration.
+    pub queues: usize,
+    /// Rules in the new configuration.
+    pub rules: usize,
+    /// Intents the model learned (0 without a model).
+    pub intents: usize,
+    /// Queues the new configuration dropped that still hold contacts; they drain, take
+    /// nothing new.
+    pub draining_queues: Vec<String>,
+}
+
+/// Why a reload was refused; the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file could not be read, parsed or validated; every problem is listed.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The router refused the new plan.
+    #[error("the router refused the new plan: {0}")]
+    Router(#[from] RouterError),
+    /// The router task is gone (shutting down).
+    #[error("the daemon is shutting down")]
+    Stopped,
+}
+
+/// Loads, validates and compiles the configuration again (the file and the rules and intents
+/// it names), hands the router its new plan, then swaps the new setup in. A configuration
+/// with any problem leaves the running one in place. Metered as
+/// `switchboard_config_reloads_total{result}`.
+pub async fn reload(shared: &Shared) -> Result<Reloaded, ReloadError> {
+    let _one_at_a_time = shared.reload_lock.lock().await;
+    let result = reload_locked(shared).await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!(m::CONFIG_RELOADS, "result" => outcome).increment(1);
+    match &result {
+        Ok(done) => info!(
+            queues = done.queues,
+            rules = done.rules,
+            intents = done.intents,
+            draining = ?done.draining_queues,
+            "configuration reloaded"
+        ),
+        Err(e) => warn!(error = %e, "configuration reload refused; the running one stays"),
+    }
+    result
+}
+
+async fn reload_locked(shared: &Shared) -> Result<Reloaded, ReloadError> {
+    let path = shared.config_path.clone();
+    let previous = shared.setup();
+    let previous_plan = previous.plan.clone();
+    // Reading files and training the intent model take milliseconds to a second: off the
+    // async workers.
+    let setup = tokio::task::spawn_blocking(move || {
+        let config = match &path {
+            Some(path) => Config::load(path)?,
+            None => Config::embedded_default(),
+        };
+        Ok::<_, ReloadError>(Setup::new(config, Some(&previous_plan)))
+    })
+    .await
+    .map_err(|_| ReloadError::Stopped)??;
+    let (tx, rx) = oneshot::channel();
+    shared
+        .router
+        .send(Command::UpdatePlan {
+            plan: Box::new(setup.plan.clone()),
+            reply: tx,
+        })
+        .await
+        .map_err(|_| ReloadError::Stopped)?;
+    rx.await.map_err(|_| ReloadError::Stopped)??;
+    let draining_queues = setup
+        .plan
+        .queues
+        .iter()
+        .filter(|q| !setup.takes_queue(&q.name))
+        .filter(|q| shared.contacts.iter().any(|c| c.queue == q.name))
+        .map(|q| q.name.clone())
+        .collect();
+    let done = Reloaded {
+        queues: setup.config.queues.len(),
+        rules: setup.classifier.rules().len(),
+        intents: setup
+            .classifier
+            .intent_model()
+            .map_or(0, |m| m.intents().len()),
+        draining_queues,
+    };
+    shared.setup.store(Arc::new(setup));
+    Ok(done)
 }
 
 /// Hex SHA-256 of an agent token: tokens are stored and compared hashed.
@@ -229,6 +380,13 @@ pub enum Command {
         /// The view, if the contact is still in the router.
         reply: oneshot::Sender<Option<ContactView>>,
     },
+    /// A reloaded configuration's plan; the router switches to it or says why not.
+    UpdatePlan {
+        /// The new plan, aligned with the running one.
+        plan: Box<RoutingPlan>,
+        /// The router's answer.
+        reply: oneshot::Sender<Result<(), RouterError>>,
+    },
     /// Queues and agents, for the admin API.
     Snapshot {
         /// The snapshot.
@@ -248,6 +406,7 @@ pub struct Snapshot {
 
 /// A running daemon.
 pub struct Daemon {
+    shared: Arc<Shared>,
     addr: SocketAddr,
     smtp_addr: Option<SocketAddr>,
     lmtp_addr: Option<SocketAddr>,
@@ -260,6 +419,11 @@ impl Daemon {
     /// The address the HTTP listener is bound to (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What the daemon's parts share: for [`reload`] and for tests that look inside.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// The SMTP listener's address, if one runs.
@@ -306,7 +470,8 @@ pub async fn start(
     .await
     .map_err(|e| DaemonError::Journal(JournalError::Write(e.to_string())))??;
 
-    let plan = settings.config.routing_plan();
+    let setup = Setup::new(settings.config.clone(), None);
+    let plan = setup.plan.clone();
     let mut router = Router::new(plan.clone());
     let now = unix_ms();
 
@@ -425,8 +590,9 @@ pub async fn start(
     let (stop, stop_rx) = watch::channel(false);
     let (tx, rx) = mpsc::channel(65_536);
     let shared = Arc::new(Shared {
-        config: settings.config.clone(),
-        plan,
+        setup: ArcSwap::from_pointee(setup),
+        config_path: settings.config_path.clone(),
+        reload_lock: tokio::sync::Mutex::new(()),
         router: tx,
         journal: journal.clone(),
         contacts,
@@ -498,6 +664,7 @@ pub async fn start(
         tasks.push(task);
     }
     Ok(Daemon {
+        shared,
         addr,
         smtp_addr: mail_addrs[0],
         lmtp_addr: mail_addrs[1],
@@ -727,6 +894,9 @@ impl RouterTask {
             }
             Command::Contact { id, reply } => {
                 let _ = reply.send(self.router.contact(id));
+            }
+            Command::UpdatePlan { plan, reply } => {
+                let _ = reply.send(self.router.update_plan(*plan));
             }
             Command::Snapshot { reply } => {
                 let queues = (0..self.router.plan().queues.len())

@@ -84,6 +84,29 @@ enum Command {
         /// The config file to check.
         #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Also evaluate the configured intent model (trained on `classify.intents`) on this
+        /// labeled `text,intent` CSV: accuracy, macro-F1, training time, speed.
+        #[arg(long, value_name = "FILE.csv")]
+        eval: Option<PathBuf>,
+        /// Output format of `--eval`.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Classify contacts with a config's rules and intent model: intake JSON on stdin (one
+    /// object per line, the shape of `POST /v1/contacts`), one decision per line on stdout
+    /// with the rules that matched and the signals.
+    ///
+    /// Exits 0 when every line was classified, 1 when some line was not valid intake JSON
+    /// (reported on stdout as `{"line":N,"error":...}`), 2 when the config cannot be used.
+    Classify {
+        /// The config file (default: config/switchboard.toml if present, else the built-in
+        /// one).
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Classify as if at this time (RFC 3339, e.g. 2026-12-05T22:30:00Z) instead of now:
+        /// rules reading `hour` and `weekday` give the same answer run to run.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Load a running daemon: agents that take every offer, contacts at a rate; report
     /// throughput, HTTP and ingest-to-offer latency, journal commits and memory.
@@ -219,14 +242,41 @@ fn intents_eval(
         Some(path) => (all, read(path)?),
         None => intent::holdout(&all, holdout),
     };
+    evaluation_report(&train_set, &test_set)
+}
+
+fn read_labeled(path: &Path) -> anyhow::Result<Vec<switchboard::classify::intent::Example>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    switchboard::classify::intent::read_csv(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// `check-config --eval`: the model the config trains, on a labeled file.
+fn eval_configured(config: &Config, test: &Path) -> anyhow::Result<serde_json::Value> {
+    if config.intent_examples.is_empty() {
+        anyhow::bail!("the config names no classify.intents file: there is no model to evaluate");
+    }
+    evaluation_report(&config.intent_examples, &read_labeled(test)?)
+}
+
+/// Trains on one set, reports on the other.
+fn evaluation_report(
+    train_set: &[switchboard::classify::intent::Example],
+    test_set: &[switchboard::classify::intent::Example],
+) -> anyhow::Result<serde_json::Value> {
+    use switchboard::classify::intent;
+    if test_set.is_empty() {
+        anyhow::bail!("no labeled examples to evaluate on");
+    }
     let started = std::time::Instant::now();
-    let model = intent::IntentModel::train(&train_set)?;
+    let model = intent::IntentModel::train(train_set)?;
     let train_seconds = started.elapsed().as_secs_f64();
-    let evaluation = intent::evaluate(&model, &test_set);
+    let evaluation = intent::evaluate(&model, test_set);
     let started = std::time::Instant::now();
     let mut rounds = 0usize;
     while started.elapsed() < std::time::Duration::from_secs(1) {
-        for e in &test_set {
+        for e in test_set {
             std::hint::black_box(model.classify(&e.text));
         }
         rounds += 1;
@@ -237,6 +287,132 @@ fn intents_eval(
     report["per_second"] = serde_json::json!(per_second);
     report["train_examples"] = serde_json::json!(train_set.len());
     Ok(report)
+}
+
+/// Prints an evaluation report (or why there is none) and gives the exit status.
+fn print_evaluation(report: anyhow::Result<serde_json::Value>, format: Format) -> ExitCode {
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_UNREADABLE);
+        }
+    };
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report).expect("report")),
+        Format::Table => {
+            println!(
+                "accuracy {:.4}  macro-F1 {:.4}  on {} examples; trained in {:.2} s; {:.0} classifications/s",
+                report["accuracy"].as_f64().unwrap_or(0.0),
+                report["macro_f1"].as_f64().unwrap_or(0.0),
+                report["examples"],
+                report["train_seconds"].as_f64().unwrap_or(0.0),
+                report["per_second"].as_f64().unwrap_or(0.0)
+            );
+            for pair in report["confused"].as_array().into_iter().flatten() {
+                println!("  {} -> {}: {}", pair[0], pair[1], pair[2]);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// One line of `switchboard classify` input: the intake JSON of `POST /v1/contacts`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassifyLine {
+    channel: String,
+    body: String,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    customer: Option<serde_json::Value>,
+    #[serde(default)]
+    attributes: Option<serde_json::Value>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    skills: std::collections::BTreeMap<String, u8>,
+    #[serde(default)]
+    priority: Option<i32>,
+    #[serde(default)]
+    preferred_agent: Option<String>,
+    /// Accepted so intake bodies can be piped as they are; classification does not read it.
+    #[serde(default, rename = "callback_url")]
+    _callback_url: Option<serde_json::Value>,
+}
+
+/// `switchboard classify`: stdin lines to decisions on stdout.
+fn classify(config: Option<&Path>, at: Option<&str>) -> ExitCode {
+    use std::io::{BufRead, Write};
+    let path = config_path_for_serve(config);
+    let config = match load_for_serve(path.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_UNREADABLE);
+        }
+    };
+    let zone = config.classify_time_zone();
+    let at = match at.map(str::parse::<jiff::Timestamp>) {
+        None => None,
+        Some(Ok(t)) => Some(t.to_zoned(zone.clone())),
+        Some(Err(e)) => {
+            eprintln!("error: --at: {e}");
+            return ExitCode::from(EXIT_UNREADABLE);
+        }
+    };
+    let classifier = config.classifier();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut bad_lines = 0usize;
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                eprintln!("error: reading stdin: {e}");
+                return ExitCode::from(EXIT_UNREADABLE);
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match serde_json::from_str::<ClassifyLine>(&line) {
+            Err(e) => {
+                bad_lines += 1;
+                serde_json::json!({"line": n + 1, "error": e.to_string()})
+            }
+            Ok(intake) => {
+                let mut facts = switchboard::classify::Intake {
+                    channel: &intake.channel,
+                    subject: intake.subject.as_deref().unwrap_or(""),
+                    body: &intake.body,
+                    customer: intake.customer.as_ref(),
+                    attributes: intake.attributes.as_ref(),
+                    queue: intake.queue.as_deref(),
+                    fallback_queue: &config.routing.default_queue,
+                    priority: intake.priority,
+                    skills: intake.skills.clone(),
+                    preferred_agent: intake.preferred_agent.as_deref(),
+                    ..Default::default()
+                };
+                facts.at(&at
+                    .clone()
+                    .unwrap_or_else(|| jiff::Timestamp::now().to_zoned(zone.clone())));
+                let decision = classifier.classify(&facts);
+                serde_json::json!({"line": n + 1, "decision": decision})
+            }
+        };
+        if writeln!(out, "{answer}").is_err() {
+            break;
+        }
+    }
+    let _ = out.flush();
+    if bad_lines > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Starts the baseline server as a child process, then runs the chat load against both.
@@ -279,7 +455,25 @@ const EXIT_UNREADABLE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { config } => check_config(&config),
+        Command::CheckConfig {
+            config, eval: None, ..
+        } => check_config(&config, false),
+        Command::CheckConfig {
+            config,
+            eval: Some(eval),
+            format,
+        } => {
+            // With a JSON report, stdout is the report alone; the summary goes to stderr.
+            let code = check_config(&config, matches!(format, Format::Json));
+            if code != ExitCode::SUCCESS {
+                return code;
+            }
+            let report = Config::load(&config)
+                .map_err(anyhow::Error::new)
+                .and_then(|loaded| eval_configured(&loaded, &eval));
+            print_evaluation(report, format)
+        }
+        Command::Classify { config, at } => classify(config.as_deref(), at.as_deref()),
         Command::Loadgen(args) => loadgen(args),
         Command::Intents {
             command:
@@ -289,33 +483,7 @@ fn main() -> ExitCode {
                     holdout,
                     format,
                 },
-        } => match intents_eval(&train, test.as_deref(), holdout) {
-            Ok(report) => {
-                match format {
-                    Format::Json => {
-                        println!("{}", serde_json::to_string_pretty(&report).expect("report"))
-                    }
-                    Format::Table => {
-                        println!(
-                            "accuracy {:.4}  macro-F1 {:.4}  on {} examples; trained in {:.2} s; {:.0} classifications/s",
-                            report["accuracy"].as_f64().unwrap_or(0.0),
-                            report["macro_f1"].as_f64().unwrap_or(0.0),
-                            report["examples"],
-                            report["train_seconds"].as_f64().unwrap_or(0.0),
-                            report["per_second"].as_f64().unwrap_or(0.0)
-                        );
-                        for pair in report["confused"].as_array().into_iter().flatten() {
-                            println!("  {} -> {}: {}", pair[0], pair[1], pair[2]);
-                        }
-                    }
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(EXIT_UNREADABLE)
-            }
-        },
+        } => print_evaluation(intents_eval(&train, test.as_deref(), holdout), format),
         Command::LoadgenChat {
             addr,
             admin_token,
@@ -369,8 +537,10 @@ fn main() -> ExitCode {
             lmtp_addr,
             smtp_relay,
         } => {
-            let settings = match load_for_serve(config.as_deref()) {
+            let config_path = config_path_for_serve(config.as_deref());
+            let settings = match load_for_serve(config_path.as_deref()) {
                 Ok(config) => switchboard::daemon::Settings {
+                    config_path,
                     smtp_addr: match mail_addr(smtp_addr, Some(&config.email.smtp_addr)) {
                         Ok(addr) => addr,
                         Err(e) => {
@@ -413,12 +583,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// The config `serve` runs on: the named file, else the shipped file if present, else the one
-/// built into the binary.
+/// The file `serve` runs on (and reloads from): the named file, else the shipped file if
+/// present; `None` for the one built into the binary.
+fn config_path_for_serve(path: Option<&Path>) -> Option<PathBuf> {
+    match path {
+        Some(path) => Some(path.to_path_buf()),
+        None if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
+        None => None,
+    }
+}
+
 fn load_for_serve(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         Some(path) => Ok(Config::load(path)?),
-        None if Path::new(DEFAULT_CONFIG).exists() => Ok(Config::load(DEFAULT_CONFIG)?),
         None => Ok(Config::embedded_default()),
     }
 }
@@ -437,7 +614,18 @@ fn serve(settings: switchboard::daemon::Settings) -> anyhow::Result<()> {
         let metrics =
             switchboard::metrics::install().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let daemon = switchboard::daemon::start(settings, Some(metrics)).await?;
+        // SIGHUP reloads the configuration, the Unix daemon convention; a bad file is logged
+        // with every problem and the running configuration stays.
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let shared = daemon.shared();
+        let reloads = tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the configuration");
+                let _ = switchboard::daemon::reload(&shared).await;
+            }
+        });
         shutdown_signal().await;
+        reloads.abort();
         tracing::info!("shutting down: closing connections, flushing the journal");
         daemon.shutdown().await?;
         tracing::info!("stopped");
@@ -507,17 +695,24 @@ async fn shutdown_signal() {
     }
 }
 
-fn check_config(path: &Path) -> ExitCode {
+fn check_config(path: &Path, summary_to_stderr: bool) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
-            println!(
-                "ok: {} skills, {} SLA policies, {} queues, {} agents in {}",
+            let summary = format!(
+                "ok: {} skills, {} SLA policies, {} queues, {} agents, {} rules, {} intent examples in {}",
                 config.skills.len(),
                 config.sla.len(),
                 config.queues.len(),
                 config.agents.len(),
+                config.rules.len(),
+                config.intent_examples.len(),
                 path.display(),
             );
+            if summary_to_stderr {
+                eprintln!("{summary}");
+            } else {
+                println!("{summary}");
+            }
             ExitCode::SUCCESS
         }
         Err(ConfigError::Invalid { path, problems }) => {

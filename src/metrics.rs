@@ -51,10 +51,23 @@ pub const EMAIL_SENT: &str = "switchboard_email_outgoing_total";
 pub const CSAT_RATINGS: &str = "switchboard_csat_ratings_total";
 /// Outgoing mail waiting in the outbox (not yet taken by the relay).
 pub const EMAIL_OUTBOX: &str = "switchboard_email_outbox_pending";
+/// Configuration reloads by `result` (ok, error).
+pub const CONFIG_RELOADS: &str = "switchboard_config_reloads_total";
+/// Contacts matched by a classification rule, by `rule`.
+pub const RULE_MATCHES: &str = "switchboard_rule_matches_total";
+/// Classification rules whose condition failed at run time on a contact, by `rule` (the
+/// contact is routed as if the rule did not match).
+pub const CLASSIFICATION_ERRORS: &str = "switchboard_classification_errors_total";
+/// Time to classify one contact (signals, intent, rules).
+pub const CLASSIFY_SECONDS: &str = "switchboard_classify_seconds";
 
 /// Histogram buckets for waits and handle times, in seconds: from a second to an email day.
 const WAIT_BUCKETS: &[f64] = &[
     1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0,
+];
+/// Classification buckets, in seconds: tens of microseconds normally.
+const CLASSIFY_BUCKETS: &[f64] = &[
+    0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01,
 ];
 /// Journal commit buckets, in seconds: fsync is milliseconds on a healthy disk.
 const COMMIT_BUCKETS: &[f64] = &[
@@ -68,6 +81,7 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
         .set_buckets_for_metric(Matcher::Full(WAIT_SECONDS.into()), WAIT_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(HANDLE_SECONDS.into()), WAIT_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(JOURNAL_COMMIT_SECONDS.into()), COMMIT_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(CLASSIFY_SECONDS.into()), CLASSIFY_BUCKETS)?
         .install_recorder()?;
     describe();
     Ok(handle)
@@ -121,5 +135,16 @@ pub fn describe() {
     describe_gauge!(
         EMAIL_OUTBOX,
         "Outgoing mail waiting in the outbox for the relay."
+    );
+    describe_counter!(CONFIG_RELOADS, "Configuration reloads, by result.");
+    describe_counter!(RULE_MATCHES, "Contacts matched by a classification rule.");
+    describe_counter!(
+        CLASSIFICATION_ERRORS,
+        "Classification rules that failed at run time on a contact."
+    );
+    describe_histogram!(
+        CLASSIFY_SECONDS,
+        Unit::Seconds,
+        "Time to classify one contact (signals, intent, rules)."
     );
 }

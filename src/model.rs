@@ -62,6 +62,11 @@ impl From<&str> for AgentId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueId(pub u16);
 
+/// An SLA policy, interned: the index of the policy in the compiled routing plan's
+/// `sla_policies`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlaPolicyId(pub u16);
+
 /// A skill, interned: the index of the skill in the compiled routing plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SkillId(pub u16);
@@ -315,4 +320,7 @@ pub struct NewContact {
     /// Whether the customer is waiting live and should hear position and estimated wait
     /// (chat, voice) or not (email).
     pub announce_position: bool,
+    /// An SLA policy classification chose instead of the queue's (a VIP customer's 30
+    /// seconds in a queue that promises 4 hours).
+    pub sla: Option<SlaPolicyId>,
 }

@@ -49,6 +49,7 @@ fn a_billing_email_goes_to_the_most_skilled_billing_agent() {
         arrived_at: 0,
         preferred_agent: None,
         announce_position: false,
+        sla: None,
     };
     router
         .handle(1_000, Event::ContactQueued(email))
@@ -87,6 +88,7 @@ fn a_vip_call_outranks_a_sales_call_for_an_agent_who_serves_both() {
         arrived_at: 0,
         preferred_agent: None,
         announce_position: true,
+        sla: None,
     };
     router
         .handle(1_000, Event::ContactQueued(call(1, sales)))

@@ -299,6 +299,7 @@ impl World {
                     arrived_at: self.now.saturating_sub(back),
                     preferred_agent: preferred.map(agent_name),
                     announce_position: true,
+                    sla: None,
                 })
             }
             Op::Accept(k) | Op::Reject(k) => {

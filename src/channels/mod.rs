@@ -9,9 +9,84 @@ pub mod chat;
 pub mod email;
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::daemon::{Command, Shared};
+use crate::classify::{Decision, Intake};
+use crate::daemon::{Command, Setup, Shared};
 use crate::journal::ContactRecord;
+use crate::metrics as m;
+
+/// Classifies a new contact with the running rules. Never fails and never drops the contact:
+/// a rule that errors on this contact is logged with its name and metered, and counts as not
+/// matching; a panic inside classification (a bug in a dependency on odd input) is caught and
+/// the contact keeps its intake routing.
+pub(crate) fn classify(setup: &Setup, mut intake: Intake<'_>, contact: u64) -> Decision {
+    intake.at(&jiff::Timestamp::now().to_zoned(setup.time_zone.clone()));
+    let started = Instant::now();
+    let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        setup.classifier.classify(&intake)
+    }));
+    metrics::histogram!(m::CLASSIFY_SECONDS).record(started.elapsed().as_secs_f64());
+    let decision = match decided {
+        Ok(decision) => decision,
+        Err(_) => {
+            tracing::error!(
+                contact,
+                channel = intake.channel,
+                "classification panicked; the contact keeps its intake routing"
+            );
+            metrics::counter!(m::CLASSIFICATION_ERRORS, "rule" => "(classifier)").increment(1);
+            Decision::unclassified(&intake)
+        }
+    };
+    for failure in &decision.explanation.rules.failed {
+        tracing::warn!(
+            contact,
+            channel = intake.channel,
+            rule = %failure.rule,
+            error = %failure.error,
+            "classification rule failed on this contact; treated as not matching"
+        );
+        metrics::counter!(m::CLASSIFICATION_ERRORS, "rule" => failure.rule.clone()).increment(1);
+    }
+    for rule in &decision.explanation.rules.matched {
+        metrics::counter!(m::RULE_MATCHES, "rule" => rule.clone()).increment(1);
+    }
+    decision
+}
+
+/// Writes a decision into a contact record: routing fields, tags and rule-set attributes in
+/// the payload (agents see them in the offer), and the explanation for `GET /v1/contacts/{id}`.
+/// A preferred agent a rule names who does not exist (agents come and go through the admin
+/// API) is left out rather than holding the contact for nobody.
+pub(crate) fn apply_decision(shared: &Shared, decision: Decision, record: &mut ContactRecord) {
+    record.queue = decision.queue;
+    record.skills = decision.skills;
+    record.priority = decision.priority;
+    record.sla = decision.sla;
+    record.preferred_agent = decision
+        .preferred_agent
+        .filter(|agent| shared.agents.contains_key(agent));
+    if let Some(payload) = record.payload.as_object_mut() {
+        if !decision.attributes.is_empty() {
+            let attributes = payload
+                .entry("attributes")
+                .or_insert_with(|| serde_json::json!({}));
+            if !attributes.is_object() {
+                *attributes = serde_json::json!({});
+            }
+            if let Some(map) = attributes.as_object_mut() {
+                for (key, value) in &decision.attributes {
+                    map.insert(key.clone(), serde_json::Value::String(value.clone()));
+                }
+            }
+        }
+        if !decision.tags.is_empty() {
+            payload.insert("tags".into(), serde_json::json!(decision.tags));
+        }
+    }
+    record.classification = serde_json::to_value(&decision.explanation).ok();
+}
 
 /// Adds a later customer message to the open contact's body, so an agent offered it later
 /// sees everything the customer wrote, not only the first message.
@@ -34,9 +109,10 @@ pub(crate) fn append_to_body(shared: &Shared, contact: u64, text: &str) {
 /// `Err` when the record names something the routing plan does not know.
 pub(crate) async fn route(shared: &Shared, record: ContactRecord) -> Result<(), String> {
     let id = record.id;
-    let contact = crate::http::new_contact_from_record(&shared.plan, &record).inspect_err(|e| {
-        tracing::warn!(contact = id, error = %e, "journaled contact cannot be routed");
-    })?;
+    let contact =
+        crate::http::new_contact_from_record(&shared.setup().plan, &record).inspect_err(|e| {
+            tracing::warn!(contact = id, error = %e, "journaled contact cannot be routed");
+        })?;
     shared.contacts.insert(id, Arc::new(record));
     let (tx, rx) = tokio::sync::oneshot::channel();
     // Durable already: if the router is gone (shutting down) the contact is replayed on start.

@@ -64,6 +64,23 @@ pub struct Intake<'a> {
     pub weekday: &'a str,
 }
 
+impl Intake<'_> {
+    /// Sets `hour` and `weekday` from a time in the center's time zone.
+    pub fn at(&mut self, time: &jiff::Zoned) {
+        use jiff::civil::Weekday::*;
+        self.hour = u8::try_from(time.hour()).unwrap_or(0);
+        self.weekday = match time.weekday() {
+            Monday => "mon",
+            Tuesday => "tue",
+            Wednesday => "wed",
+            Thursday => "thu",
+            Friday => "fri",
+            Saturday => "sat",
+            Sunday => "sun",
+        };
+    }
+}
+
 /// The intent the model saw, with its confidence.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct DetectedIntent {
@@ -218,6 +235,41 @@ impl Classifier {
                 queue_from,
                 signals,
                 rules: outcome,
+            },
+        }
+    }
+}
+
+impl Decision {
+    /// The routing an intake gets with no classification at all: its own queue (or the
+    /// fallback), skills and priority. What a contact falls back to if classification itself
+    /// fails.
+    pub fn unclassified(intake: &Intake<'_>) -> Decision {
+        let queue_from = if intake.queue.is_some() {
+            "intake"
+        } else {
+            "default"
+        };
+        Decision {
+            queue: intake.queue.unwrap_or(intake.fallback_queue).to_owned(),
+            skills: intake.skills.clone(),
+            priority: intake.priority.unwrap_or(0),
+            sla: None,
+            preferred_agent: intake.preferred_agent.map(str::to_owned),
+            tags: Vec::new(),
+            attributes: BTreeMap::new(),
+            explanation: Explanation {
+                queue_from,
+                signals: Signals {
+                    language: None,
+                    intent: None,
+                    sentiment: Sentiment {
+                        score: 0.0,
+                        urgency: 0.0,
+                        words: Vec::new(),
+                    },
+                },
+                rules: Outcome::default(),
             },
         }
     }

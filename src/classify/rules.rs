@@ -585,7 +585,7 @@ fn root_context(
             };
             let found = match patterns.get(pattern.as_str()) {
                 Some(compiled) => compiled.is_match(&text),
-                None => regex::Regex::new(&pattern)
+                None => regex::Regex::new(pattern)
                     .map_err(|e| ftx.error(format!("bad pattern: {e}")))?
                     .is_match(&text),
             };

@@ -28,17 +28,25 @@ struct Interned<'a> {
 
 impl<'a> Interned<'a> {
     fn new(config: &'a Config) -> Self {
+        Interned::in_order(
+            config.skills.iter().map(String::as_str),
+            config.queue_names(),
+        )
+    }
+
+    /// Ids in the given orders: the `n`th skill is `SkillId(n)`, the `n`th queue `QueueId(n)`.
+    fn in_order(
+        skills: impl Iterator<Item = &'a str>,
+        queues: impl Iterator<Item = &'a str>,
+    ) -> Self {
         // Validation caps both lists at u16::MAX + 1 entries.
         let id = |i: usize| u16::try_from(i).expect("validated: at most 65536 entries");
         Interned {
-            skills: config
-                .skills
-                .iter()
+            skills: skills
                 .enumerate()
-                .map(|(i, name)| (name.as_str(), SkillId(id(i))))
+                .map(|(i, name)| (name, SkillId(id(i))))
                 .collect(),
-            queues: config
-                .queue_names()
+            queues: queues
                 .enumerate()
                 .map(|(i, name)| (name, QueueId(id(i))))
                 .collect(),
@@ -54,6 +62,21 @@ impl<'a> Interned<'a> {
     }
 }
 
+/// One `[sla.NAME]` policy, compiled.
+fn sla_policy(name: &str, policy: &super::SlaConfig) -> SlaPolicy {
+    SlaPolicy {
+        name: name.to_owned(),
+        first_response: millis(policy.first_response),
+        resolution: policy.resolution.map(millis),
+        warn_at: policy.warn_at,
+        on_breach: BreachActions {
+            raise_priority: policy.on_breach.raise_priority,
+            escalate: policy.on_breach.escalate,
+            notify: policy.on_breach.notify,
+        },
+    }
+}
+
 impl Config {
     /// The routing plan for this config: skills interned in the order of the `skills` list,
     /// queues in name order (the order of [`Config::queue_names`]).
@@ -63,12 +86,55 @@ impl Config {
     /// If the config has not passed [`Config::validate`]; [`Config::load`] and
     /// [`Config::from_toml_str`] only return validated configs.
     pub fn routing_plan(&self) -> RoutingPlan {
-        let ids = Interned::new(self);
+        self.compile_plan(
+            self.skills.clone(),
+            self.queue_names().map(str::to_owned).collect(),
+            None,
+        )
+    }
+
+    /// The routing plan for this config as a reload of `previous`: every skill and queue of
+    /// `previous` keeps its id (so contacts and agents the router holds stay meaningful), new
+    /// ones follow in config order, and a queue this config no longer has keeps its last rules
+    /// so its waiting contacts drain ([`Router::update_plan`](crate::router::Router::update_plan)).
+    pub fn routing_plan_after(&self, previous: &RoutingPlan) -> RoutingPlan {
+        let mut skills = previous.skills.clone();
+        skills.extend(
+            self.skills
+                .iter()
+                .filter(|s| !previous.skills.contains(s))
+                .cloned(),
+        );
+        let mut queues: Vec<String> = previous.queues.iter().map(|q| q.name.clone()).collect();
+        queues.extend(
+            self.queue_names()
+                .filter(|name| previous.queue_id(name).is_none())
+                .map(str::to_owned),
+        );
+        self.compile_plan(skills, queues, Some(previous))
+    }
+
+    fn compile_plan(
+        &self,
+        skill_order: Vec<String>,
+        queue_order: Vec<String>,
+        previous: Option<&RoutingPlan>,
+    ) -> RoutingPlan {
+        let ids = Interned::in_order(
+            skill_order.iter().map(String::as_str),
+            queue_order.iter().map(String::as_str),
+        );
         let routing = &self.routing;
-        let queues = self
-            .queues
+        let queues = queue_order
             .iter()
-            .map(|(name, q)| {
+            .map(|name| {
+                let Some(q) = self.queues.get(name) else {
+                    let retired = previous.and_then(|p| p.queue_id(name));
+                    return previous
+                        .zip(retired)
+                        .map(|(p, id)| p.queue(id).clone())
+                        .expect("a queue not in the config comes from the previous plan");
+                };
                 let sla_config = self.sla.get(&q.sla).expect("validated: SLA policy exists");
                 let required = q.skills.iter().map(|(s, &level)| SkillReq {
                     skill: ids.skill(s),
@@ -95,17 +161,7 @@ impl Config {
                         q.preferred_agent_timeout
                             .unwrap_or(routing.preferred_agent_timeout),
                     ),
-                    sla: SlaPolicy {
-                        name: q.sla.clone(),
-                        first_response: millis(sla_config.first_response),
-                        resolution: sla_config.resolution.map(millis),
-                        warn_at: sla_config.warn_at,
-                        on_breach: BreachActions {
-                            raise_priority: sla_config.on_breach.raise_priority,
-                            escalate: sla_config.on_breach.escalate,
-                            notify: sla_config.on_breach.notify,
-                        },
-                    },
+                    sla: sla_policy(&q.sla, sla_config),
                     escalation: q
                         .escalation
                         .iter()
@@ -125,11 +181,16 @@ impl Config {
             })
             .collect();
         RoutingPlan {
-            skills: self.skills.clone(),
+            skills: skill_order,
             queues,
             max_missed_offers: routing.max_missed_offers,
             voice_blocks_other_channels: routing.voice_blocks_other_channels,
             position_update_interval: millis(routing.position_update_interval),
+            sla_policies: self
+                .sla
+                .iter()
+                .map(|(name, policy)| sla_policy(name, policy))
+                .collect(),
         }
     }
 

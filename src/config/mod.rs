@@ -28,6 +28,7 @@
 //!   quote them.
 
 mod chat;
+mod classify;
 mod compile;
 pub mod duration;
 mod email;
@@ -43,6 +44,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use chat::{ChatConfig, MenuConfig, MenuOption};
+pub use classify::ClassifyConfig;
 pub use email::{AcknowledgementConfig, EmailConfig, RateLimitConfig};
 pub use error::{ConfigError, Problem};
 pub use hours::BusinessHoursConfig;
@@ -74,6 +76,15 @@ pub struct Config {
     /// The customer chat channel.
     #[serde(default)]
     pub chat: ChatConfig,
+    /// Classification: the rules file, the intent training data, the rules' time zone.
+    #[serde(default)]
+    pub classify: ClassifyConfig,
+    /// The rules `classify.rules` names, read when the config is loaded.
+    #[serde(skip)]
+    pub rules: Vec<crate::classify::rules::RuleSpec>,
+    /// The labeled examples `classify.intents` names, read when the config is loaded.
+    #[serde(skip)]
+    pub intent_examples: Vec<crate::classify::intent::Example>,
 }
 
 /// `[routing]`: center-wide settings, and defaults for the keys a queue may leave out.
@@ -314,7 +325,8 @@ pub struct CapacityConfig {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
+    /// Reads, parses and validates a config file, with the rules and intents files it names
+    /// (relative to its directory).
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -324,13 +336,28 @@ impl Config {
         Config::from_toml_str(&text, path)
     }
 
-    /// Parses and validates config text; `origin` names the file in errors.
+    /// Parses and validates config text; `origin` names the file in errors, and its directory
+    /// is where the rules and intents files are read from.
     pub fn from_toml_str(text: &str, origin: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let origin = origin.as_ref();
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let dir = match origin.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        Config::parse(text, origin, classify::Companions::Dir(dir))
+    }
+
+    fn parse(
+        text: &str,
+        origin: &Path,
+        companions: classify::Companions<'_>,
+    ) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
             message: e.to_string().trim_end().to_owned(),
         })?;
+        (config.rules, config.intent_examples) =
+            classify::load_companions(&config.classify, companions)?;
         config.validate().map_err(|problems| ConfigError::Invalid {
             path: origin.to_path_buf(),
             problems,
@@ -338,10 +365,41 @@ impl Config {
         Ok(config)
     }
 
-    /// The configuration built into the binary: `config/switchboard.toml` as shipped.
+    /// The configuration built into the binary: `config/switchboard.toml` as shipped, with the
+    /// shipped rules and demo intents.
     pub fn embedded_default() -> Config {
-        Config::from_toml_str(EMBEDDED_DEFAULT, "config/switchboard.toml (embedded)")
-            .expect("the shipped config validates; a unit test checks it")
+        Config::parse(
+            EMBEDDED_DEFAULT,
+            Path::new("config/switchboard.toml (embedded)"),
+            classify::Companions::Embedded,
+        )
+        .expect("the shipped config validates; a unit test checks it")
+    }
+
+    /// The classifier for this config: the rules compiled, the intent model trained (in well
+    /// under a second for a few thousand examples).
+    ///
+    /// # Panics
+    ///
+    /// If the config has not passed [`Config::validate`], which compiles the rules and checks
+    /// that the intents file has at least two intents.
+    pub fn classifier(&self) -> crate::classify::Classifier {
+        let rules = crate::classify::rules::RuleSet::compile(&self.rules)
+            .expect("validated: every rule compiles");
+        let model = (!self.intent_examples.is_empty()).then(|| {
+            crate::classify::intent::IntentModel::train(&self.intent_examples)
+                .expect("validated: at least two intents")
+        });
+        crate::classify::Classifier::new(rules, model)
+    }
+
+    /// The time zone `hour` and `weekday` are read in by rules.
+    pub fn classify_time_zone(&self) -> jiff::tz::TimeZone {
+        self.classify
+            .time_zone
+            .as_deref()
+            .and_then(|name| jiff::tz::TimeZone::get(name).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC)
     }
 
     /// Queue names in [`QueueId`](crate::model::QueueId) order: the `n`th name is queue `n` in

@@ -32,6 +32,7 @@ impl Config {
         check.email();
         check.chat();
         check.business_hours();
+        check.classify();
         if check.problems.is_empty() {
             Ok(())
         } else {
@@ -459,6 +460,79 @@ impl Checker<'_> {
     }
 
     /// Skill names must be known and levels within [`SKILL_LEVELS`].
+    /// `[classify]` and the rules it names: every reference resolves, every condition
+    /// compiles, names are unique, and the intents file teaches at least two intents.
+    fn classify(&mut self) {
+        let classify = &self.config.classify;
+        if let Some(zone) = &classify.time_zone
+            && jiff::tz::TimeZone::get(zone).is_err()
+        {
+            self.problem(
+                "classify.time_zone",
+                format!("unknown IANA time zone {zone:?}"),
+            );
+        }
+        if classify.intents.is_some() {
+            let mut intents: Vec<&str> = self
+                .config
+                .intent_examples
+                .iter()
+                .map(|e| e.intent.as_str())
+                .collect();
+            intents.sort_unstable();
+            intents.dedup();
+            if intents.len() < 2 {
+                self.problem(
+                    "classify.intents",
+                    format!(
+                        "the file teaches {} intent(s); a classifier needs at least two",
+                        intents.len()
+                    ),
+                );
+            }
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, rule) in self.config.rules.iter().enumerate() {
+            let path = format!("classify.rules[{i}] ({})", rule.name);
+            if rule.name.trim().is_empty() {
+                self.problem(format!("classify.rules[{i}].name"), "must not be empty");
+            } else if let Some(first) = seen.insert(rule.name.as_str(), i) {
+                self.problem(
+                    format!("{path}.name"),
+                    format!(
+                        "rule {:?} is already defined at classify.rules[{first}]",
+                        rule.name
+                    ),
+                );
+            }
+            if let Some(queue) = &rule.queue
+                && !self.config.queues.contains_key(queue)
+            {
+                self.problem(format!("{path}.queue"), format!("unknown queue {queue:?}"));
+            }
+            if let Some(sla) = &rule.sla
+                && !self.config.sla.contains_key(sla)
+            {
+                self.problem(format!("{path}.sla"), format!("unknown SLA policy {sla:?}"));
+            }
+            self.skill_levels(&format!("{path}.skills"), &rule.skills);
+            for (t, tag) in rule.tags.iter().enumerate() {
+                self.name(&format!("{path}.tags[{t}]"), tag);
+            }
+            if let Some(agent) = &rule.preferred_agent {
+                self.name(&format!("{path}.preferred_agent"), agent);
+            }
+        }
+        if let Err(errors) = crate::classify::rules::RuleSet::compile(&self.config.rules) {
+            for e in errors {
+                self.problem(
+                    format!("classify.rules[{}] ({}).when", e.index, e.name),
+                    e.message,
+                );
+            }
+        }
+    }
+
     fn skill_levels(&mut self, path: &str, levels: &BTreeMap<String, u8>) {
         for (skill, &level) in levels {
             if !self.skills.contains(skill.as_str()) {

@@ -273,7 +273,12 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
                 None => return unknown(&contact_id),
             };
             let to = match (queue, target) {
-                (Some(q), None) => match shared.plan.queue_id(&q) {
+                (Some(q), None) => match shared
+                    .setup()
+                    .plan
+                    .queue_id(&q)
+                    .filter(|_| shared.setup().takes_queue(&q))
+                {
                     Some(q) => TransferTarget::Queue(q),
                     None => {
                         return Some(ServerMessage::error(

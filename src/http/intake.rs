@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::{ApiError, ApiResult};
-use crate::daemon::{Shared, unix_ms};
+use crate::classify::Intake;
+use crate::daemon::{Setup, Shared, unix_ms};
 use crate::journal::{ContactRecord, Record};
 use crate::metrics as m;
 use crate::model::Channel;
@@ -147,18 +148,17 @@ pub(super) async fn post_contact(
         .map_err(|e: crate::model::UnknownChannel| {
             unprocessable("unknown_channel", e.to_string())
         })?;
-    let queue = parsed
-        .queue
-        .clone()
-        .unwrap_or_else(|| shared.config.routing.default_queue.clone());
-    if shared.plan.queue_id(&queue).is_none() {
+    let setup = shared.setup();
+    if let Some(queue) = &parsed.queue
+        && !setup.takes_queue(queue)
+    {
         return Err(unprocessable(
             "unknown_queue",
             format!("unknown queue {queue:?}"),
         ));
     }
     for (skill, &level) in &parsed.skills {
-        if shared.plan.skill_id(skill).is_none() {
+        if !setup.knows_skill(skill) {
             return Err(unprocessable(
                 "unknown_skill",
                 format!("unknown skill {skill:?}"),
@@ -222,7 +222,7 @@ pub(super) async fn post_contact(
         shared: &shared,
         key: key.clone(),
     };
-    let answer = accept(&shared, parsed, channel, queue, key).await?;
+    let answer = accept(&shared, &setup, parsed, channel, key).await?;
     if let Some(key) = pending.key.take() {
         shared.idempotency.insert(key, Some(answer.clone()));
     }
@@ -245,24 +245,40 @@ impl Drop for PendingKey<'_> {
     }
 }
 
-/// Journals the contact, then hands it to the router. Returns the 202 body.
+/// Classifies and journals the contact, then hands it to the router. Returns the 202 body.
 async fn accept(
     shared: &Shared,
+    setup: &Setup,
     parsed: ContactBody,
     channel: Channel,
-    queue: String,
     key: Option<String>,
 ) -> Result<Value, ApiError> {
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-    let priority = parsed.priority.unwrap_or(0);
-    let record = ContactRecord {
+    let decision = crate::channels::classify(
+        setup,
+        Intake {
+            channel: channel.as_str(),
+            subject: parsed.subject.as_deref().unwrap_or(""),
+            body: &parsed.body,
+            customer: parsed.customer.as_ref(),
+            attributes: parsed.attributes.as_ref(),
+            queue: parsed.queue.as_deref(),
+            fallback_queue: &setup.config.routing.default_queue,
+            priority: parsed.priority,
+            skills: parsed.skills.clone(),
+            preferred_agent: parsed.preferred_agent.as_deref(),
+            ..Intake::default()
+        },
+        id,
+    );
+    let mut record = ContactRecord {
         id,
         channel: channel.as_str().to_owned(),
-        queue: queue.clone(),
-        skills: parsed.skills,
-        priority,
+        queue: String::new(),
+        skills: Default::default(),
+        priority: 0,
         arrived_at: unix_ms(),
-        preferred_agent: parsed.preferred_agent,
+        preferred_agent: None,
         payload: json!({
             "customer": parsed.customer,
             "subject": parsed.subject,
@@ -270,7 +286,17 @@ async fn accept(
             "attributes": parsed.attributes,
             "callback_url": parsed.callback_url,
         }),
+        sla: None,
+        classification: None,
     };
+    crate::channels::apply_decision(shared, decision, &mut record);
+    // An explicitly named preferred agent was checked above; keep it even if it went away
+    // since (the router holds the contact for it only for the queue's timeout).
+    if parsed.preferred_agent.is_some() {
+        record.preferred_agent = parsed.preferred_agent;
+    }
+    let queue = record.queue.clone();
+    let priority = record.priority;
     let answer =
         json!({"id": id.to_string(), "status": "queued", "queue": queue, "priority": priority});
     let accepted = Record::Accepted {

@@ -100,6 +100,7 @@ pub fn app(shared: Arc<Shared>) -> HttpRouter {
         .route("/v1/chat/ws", get(crate::channels::chat::session::upgrade))
         .route("/v1/agents", post(post_agent).get(list_agents))
         .route("/v1/queues", get(list_queues))
+        .route("/v1/admin/reload", post(post_reload))
         .route("/v1/agent/ws", get(crate::gateway::session::upgrade))
         .route(
             "/healthz",
@@ -221,7 +222,7 @@ async fn get_contact(
         let body = json!({
             "id": id.to_string(),
             "status": status,
-            "queue": shared.plan.queue(view.queue).name,
+            "queue": shared.setup().plan.queue(view.queue).name,
             "channel": view.channel.as_str(),
             "priority": view.priority.0,
             "agent": view.agent.map(|a| a.to_string()),
@@ -229,10 +230,12 @@ async fn get_contact(
             "position": view.position,
             "estimated_wait_ms": view.estimated_wait,
             "sla": {
+                "policy": record.as_ref().and_then(|r| r.sla.clone()),
                 "first_response_due": view.first_response_due,
                 "responded": view.responded,
                 "resolution_due": view.resolution_due,
             },
+            "classification": record.as_ref().and_then(|r| r.classification.clone()),
             "payload": record.map(|r| r.payload.clone()),
         });
         return Ok(axum::Json(body).into_response());
@@ -255,6 +258,8 @@ async fn get_contact(
             "updated_at": stored.updated_at,
             "closed_at": stored.closed_at,
             "outcome": stored.outcome,
+            "sla": {"policy": stored.contact.sla},
+            "classification": stored.contact.classification,
             "payload": stored.contact.payload,
         }))
         .into_response()),
@@ -392,7 +397,7 @@ async fn post_agent(
             "id must be non-empty without spaces",
         ));
     }
-    let profile = build_profile(&shared.plan, &parsed.id, &parsed)?;
+    let profile = build_profile(&shared.setup().plan, &parsed.id, &parsed)?;
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes)
         .map_err(|e| ApiError::unavailable(format!("no randomness for a token: {e}")))?;
@@ -459,8 +464,37 @@ async fn list_agents(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> A
     Ok(axum::Json(json!({"agents": agents})).into_response())
 }
 
+/// `POST /v1/admin/reload`: loads the configuration file again (with its rules and intents),
+/// and swaps it in if it is valid. 200 with what changed; 422 with every problem, the running
+/// configuration unchanged.
+async fn post_reload(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult {
+    require_admin(&shared, &headers)?;
+    match crate::daemon::reload(&shared).await {
+        Ok(done) => Ok(axum::Json(json!({"status": "reloaded", "reloaded": done})).into_response()),
+        Err(crate::daemon::ReloadError::Stopped) => {
+            Err(ApiError::unavailable("the daemon is shutting down"))
+        }
+        Err(e) => {
+            let problems: Vec<String> = match &e {
+                crate::daemon::ReloadError::Config(crate::config::ConfigError::Invalid {
+                    problems,
+                    ..
+                }) => problems.iter().map(ToString::to_string).collect(),
+                other => vec![other.to_string()],
+            };
+            let body = json!({"error": {
+                "code": "invalid_config",
+                "message": "the configuration was not reloaded; the running one stays",
+                "problems": problems,
+            }});
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response())
+        }
+    }
+}
+
 async fn list_queues(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult {
     require_admin(&shared, &headers)?;
+    let setup = shared.setup();
     let snapshot = ask(&shared, |reply| Command::Snapshot { reply }).await?;
     let queues: Vec<Value> = snapshot
         .queues
@@ -476,6 +510,7 @@ async fn list_queues(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> A
                 "service_level_abandon_aware": q.counters.service_level_abandon_aware(),
                 "answered": q.counters.answered,
                 "abandoned": q.counters.abandoned,
+                "draining": !setup.takes_queue(name),
             })
         })
         .collect();
@@ -514,5 +549,10 @@ pub fn new_contact_from_record(
         arrived_at: record.arrived_at,
         preferred_agent: record.preferred_agent.as_deref().map(AgentId::new),
         announce_position: matches!(channel, Channel::Chat | Channel::Voice),
+        // A policy that a reload removed falls back to the queue's: the contact stays routable.
+        sla: record
+            .sla
+            .as_deref()
+            .and_then(|name| plan.sla_policy_id(name)),
     })
 }

@@ -87,6 +87,14 @@ pub struct ContactRecord {
     /// Everything else the intake received (customer, subject, body, attributes, callback_url),
     /// kept verbatim.
     pub payload: serde_json::Value,
+    /// The SLA policy classification gave it instead of its queue's, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<String>,
+    /// Why it was routed this way: signals, matched rules, failures (the classifier's
+    /// [`Explanation`](crate::classify::Explanation), with tags and attributes), kept so
+    /// `GET /v1/contacts/{id}` can show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<serde_json::Value>,
 }
 
 /// An agent as stored: created or updated through the admin API.

@@ -57,6 +57,8 @@ fn contact(id: u64, arrived_at: UnixMillis) -> ContactRecord {
         arrived_at,
         preferred_agent: None,
         payload: json!({"customer": {"phone": "+33 6 00 00 00 00"}, "body": format!("hello {id}")}),
+        sla: None,
+        classification: None,
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::model::{Channel, ContactId, Millis, Priority, QueueId, SkillReq};
 
 use super::line::Place;
-use super::plan::SlaPolicy;
+use super::plan::{BreachActions, SlaPolicy};
 use super::{AgentIdx, ClassIdx};
 
 /// Which line a waiting contact stands in.
@@ -36,9 +36,9 @@ pub(crate) enum Whereabouts {
 /// Deadlines from the contact's SLA policy, counted from its arrival.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SlaClock {
-    /// The queue whose policy applies (the arrival queue; overflow and transfer keep it, as the
-    /// promise was made to the customer on arrival).
-    pub policy_queue: QueueId,
+    /// What a breach does, from the policy given on arrival (overflow and transfer keep it, as
+    /// the promise was made to the customer on arrival).
+    pub on_breach: BreachActions,
     pub first_response_due: Millis,
     pub first_response_warn: Millis,
     pub resolution_due: Option<Millis>,
@@ -53,11 +53,11 @@ pub(crate) struct SlaClock {
 }
 
 impl SlaClock {
-    pub fn new(policy_queue: QueueId, policy: &SlaPolicy, arrived_at: Millis) -> Self {
+    pub fn new(policy: &SlaPolicy, arrived_at: Millis) -> Self {
         let warn =
             |target: Millis| arrived_at.saturating_add((target as f64 * policy.warn_at) as Millis);
         SlaClock {
-            policy_queue,
+            on_breach: policy.on_breach,
             first_response_due: arrived_at.saturating_add(policy.first_response),
             first_response_warn: warn(policy.first_response),
             resolution_due: policy.resolution.map(|r| arrived_at.saturating_add(r)),

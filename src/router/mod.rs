@@ -361,6 +361,10 @@ pub enum RouterError {
     /// Completion of a contact that no agent holds.
     #[error("contact {0} is not assigned to an agent")]
     NotAssigned(ContactId),
+    /// A new plan that would renumber what the router holds: it must keep every skill and
+    /// queue of the current plan at its id (new ones go after them).
+    #[error("the new plan renumbers {0}; skills and queues may only be added at the end")]
+    PlanRenumbers(String),
 }
 
 /// One routing class: contacts of one queue, channel and requirement.
@@ -554,6 +558,50 @@ impl Router {
         }
     }
 
+    /// Switches to a new plan (a configuration reload) without losing anyone: waiting,
+    /// offered and assigned contacts keep their place, their requirement and their SLA
+    /// clocks; contacts that arrive from now on get the new queue rules, and waiting contacts'
+    /// next escalation step is re-timed from the new steps. The new plan must keep every
+    /// skill and queue of the old one at the same id, so ids held by contacts and agents stay
+    /// meaningful; a queue or skill removed from the configuration stays in the plan (with its
+    /// last rules) until its contacts drain.
+    pub fn update_plan(&mut self, plan: RoutingPlan) -> Result<(), RouterError> {
+        if let Some(i) =
+            (0..self.plan.skills.len()).find(|&i| plan.skills.get(i) != Some(&self.plan.skills[i]))
+        {
+            return Err(RouterError::PlanRenumbers(format!(
+                "skill {:?}",
+                self.plan.skills[i]
+            )));
+        }
+        if let Some(i) = (0..self.plan.queues.len())
+            .find(|&i| plan.queues.get(i).map(|q| &q.name) != Some(&self.plan.queues[i].name))
+        {
+            return Err(RouterError::PlanRenumbers(format!(
+                "queue {:?}",
+                self.plan.queues[i].name
+            )));
+        }
+        let (queues, skills) = (plan.queues.len(), plan.skills.len());
+        self.plan = plan;
+        // Cached entry classes were computed from the old queue requirements.
+        self.entry_classes = vec![[None; 6]; queues];
+        self.counters.resize(queues, QueueCounters::default());
+        self.skill_agents.resize(skills, Vec::new());
+        self.skill_classes.resize(skills, Vec::new());
+        let waiting: Vec<ContactId> = self
+            .contacts
+            .iter()
+            .filter(|(_, c)| c.next_step_at.is_some())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in waiting {
+            self.contacts.get_mut(&id).expect("listed").next_step_at = None;
+            self.schedule_next_step(id);
+        }
+        Ok(())
+    }
+
     /// Applies an event at time `now` (timers due by then fire first). On error nothing changed
     /// because of the event.
     pub fn handle(&mut self, now: Millis, event: Event) -> Result<(), RouterError> {
@@ -633,7 +681,11 @@ impl Router {
         }
         let queue = self.plan.queue(nc.queue);
         let priority = nc.priority.raised_by(queue.priority);
-        let sla = SlaClock::new(nc.queue, &queue.sla, nc.arrived_at.min(self.now));
+        let policy = nc
+            .sla
+            .and_then(|id| self.plan.sla_policies.get(usize::from(id.0)))
+            .unwrap_or(&queue.sla);
+        let sla = SlaClock::new(policy, nc.arrived_at.min(self.now));
         let preferred_timeout = queue.preferred_agent_timeout;
         // An arrival "in the future" (a sender's clock ahead of ours) counts as now.
         let arrived_at = nc.arrived_at.min(self.now);
@@ -1223,7 +1275,7 @@ impl Router {
             }
             _ => return,
         };
-        let on_breach = self.plan.queue(s.policy_queue).sla.on_breach;
+        let on_breach = s.on_breach;
         self.counters[usize::from(c.queue.0)].sla_breaches += 1;
         self.actions.push(Action::SlaBreach {
             contact: id,

@@ -2,7 +2,7 @@
 //! durations in milliseconds, defaults filled in. Built from [`crate::config::Config`] (or by
 //! hand in tests and the simulator); plain data, cheap to clone.
 
-use crate::model::{Millis, QueueId, SkillId, SkillReq};
+use crate::model::{Millis, QueueId, SkillId, SkillReq, SlaPolicyId};
 
 /// How a queue picks among several idle agents that qualify for a contact.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -130,6 +130,9 @@ pub struct RoutingPlan {
     pub voice_blocks_other_channels: bool,
     /// How often position and estimated-wait updates may go out for one contact.
     pub position_update_interval: Millis,
+    /// Named SLA policies a contact may be given instead of its queue's; a
+    /// [`SlaPolicyId`] is an index into this list.
+    pub sla_policies: Vec<SlaPolicy>,
 }
 
 impl RoutingPlan {
@@ -141,6 +144,7 @@ impl RoutingPlan {
             max_missed_offers: 3,
             voice_blocks_other_channels: true,
             position_update_interval: 1_000,
+            sla_policies: Vec::new(),
         }
     }
 
@@ -150,6 +154,14 @@ impl RoutingPlan {
             .iter()
             .position(|q| q.name == name)
             .map(|i| QueueId(i as u16))
+    }
+
+    /// Looks an SLA policy up by name.
+    pub fn sla_policy_id(&self, name: &str) -> Option<SlaPolicyId> {
+        self.sla_policies
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| SlaPolicyId(i as u16))
     }
 
     /// Looks a skill up by name.

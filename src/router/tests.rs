@@ -138,6 +138,7 @@ fn new_contact(id: u64, queue: QueueId, channel: Channel, now: Millis) -> NewCon
         arrived_at: now,
         preferred_agent: None,
         announce_position: false,
+        sla: None,
     }
 }
 

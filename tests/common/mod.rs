@@ -160,6 +160,7 @@ pub async fn eventually(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> b
 pub fn settings(dir: &TempDir) -> switchboard::daemon::Settings {
     switchboard::daemon::Settings {
         config: switchboard::config::Config::embedded_default(),
+        config_path: None,
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.0.clone(),
         admin_token: Some("admin-secret".into()),

@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ChatFrame, CustomerMessage, MenuChoice};
+use crate::classify::Intake;
 use crate::config::{MenuConfig, MenuOption};
 use crate::daemon::{Command, Shared, unix_ms};
 use crate::gateway::ServerMessage;
@@ -104,7 +105,8 @@ impl Chosen {
 
 async fn run(shared: Arc<Shared>, socket: WebSocket, peer: SocketAddr, resume: Option<String>) {
     let room = &shared.chat;
-    let config = &shared.config.chat;
+    let setup = shared.setup();
+    let config = &setup.config.chat;
     let connection = shared.next_session.fetch_add(1, Ordering::SeqCst);
     let (outbox, mut frames) = mpsc::channel::<ChatFrame>(OUTBOX);
     let (mut sink, mut stream) = socket.split();
@@ -258,7 +260,7 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, peer: SocketAddr, resume: O
             // The customer may come back with the resume token; after the grace, abandoned.
             let shared = shared.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(shared.config.chat.resume_grace).await;
+                tokio::time::sleep(shared.setup().config.chat.resume_grace).await;
                 // Resumed meanwhile (and maybe dropped again, with a grace of its own).
                 if !shared.chat.away_since(contact, connection) {
                     return;
@@ -299,7 +301,7 @@ async fn handle(
                 attributes: attributes.unwrap_or(serde_json::Value::Null),
                 text: text.filter(|t| !t.trim().is_empty()),
             };
-            match shared.config.chat.menu.clone() {
+            match shared.setup().config.chat.menu.clone() {
                 Some(menu) => {
                     let _ = outbox.send(menu_frame(&menu)).await;
                     (
@@ -420,15 +422,20 @@ async fn open(
     connection: u64,
     outbox: &mpsc::Sender<ChatFrame>,
 ) -> (Stage, Option<ChatFrame>) {
-    let queue = queue_of(shared, &chosen);
-    let hours = shared
+    if shared.contacts.len() >= shared.max_open_contacts {
+        return (Stage::New, Some(over_capacity()));
+    }
+    // Classified first: the business hours that count are those of the queue it goes to.
+    let record = draft(shared, "chat", &start, &chosen);
+    let setup = shared.setup();
+    let hours = setup
         .config
         .queues
-        .get(&queue)
+        .get(&record.queue)
         .and_then(|q| q.business_hours.as_ref());
     if hours.is_some_and(|h| !h.is_open(unix_ms())) {
         let frame = ChatFrame::AfterHours {
-            queue,
+            queue: record.queue.clone(),
             message: "We are closed right now. Leave a message and we will answer as soon as \
                       we open."
                 .into(),
@@ -436,7 +443,7 @@ async fn open(
         let _ = outbox.send(frame).await;
         return (Stage::LeaveMessage(Box::new((start, chosen))), None);
     }
-    let record = match create(shared, "chat", &start, &chosen).await {
+    let record = match create(shared, record, &start).await {
         Ok(record) => record,
         Err(refusal) => return (Stage::New, Some(refusal)),
     };
@@ -468,7 +475,14 @@ async fn leave_message(
         Some(first) => format!("{first}\n{text}"),
         None => text,
     });
-    let record = match create(shared, "email", &start, &chosen).await {
+    if shared.contacts.len() >= shared.max_open_contacts {
+        return (
+            Stage::LeaveMessage(Box::new((start, chosen))),
+            Some(over_capacity()),
+        );
+    }
+    let record = draft(shared, "email", &start, &chosen);
+    let record = match create(shared, record, &start).await {
         Ok(record) => record,
         Err(refusal) => {
             return (
@@ -492,28 +506,14 @@ async fn leave_message(
     (Stage::Done, None)
 }
 
-fn queue_of(shared: &Shared, chosen: &Chosen) -> String {
-    chosen
-        .queue
-        .clone()
-        .unwrap_or_else(|| shared.config.routing.default_queue.clone())
+fn over_capacity() -> ChatFrame {
+    ChatFrame::error("unavailable", "too many open contacts; try again later")
 }
 
-/// Journals a contact from what `start` and the menu said; `Err` is the frame to refuse with.
-async fn create(
-    shared: &Shared,
-    channel: &str,
-    start: &Start,
-    chosen: &Chosen,
-) -> Result<ContactRecord, ChatFrame> {
-    if shared.contacts.len() >= shared.max_open_contacts {
-        return Err(ChatFrame::error(
-            "unavailable",
-            "too many open contacts; try again later",
-        ));
-    }
-    let queue = queue_of(shared, chosen);
-    let now = unix_ms();
+/// The contact record for what `start` and the menu said, classified: the menu's choices are
+/// the intake's explicit routing, the rules decide the rest.
+fn draft(shared: &Shared, channel: &str, start: &Start, chosen: &Chosen) -> ContactRecord {
+    let setup = shared.setup();
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
     let mut attributes = match &start.attributes {
         serde_json::Value::Object(map) => map.clone(),
@@ -525,21 +525,62 @@ async fn create(
     if !chosen.path.is_empty() {
         attributes.insert("menu".into(), json!(chosen.path));
     }
-    let record = ContactRecord {
+    let attributes = serde_json::Value::Object(attributes);
+    let subject = if channel == "email" {
+        json!("Message left in the chat")
+    } else {
+        json!(null)
+    };
+    let body = start.text.clone().unwrap_or_default();
+    let decision = crate::channels::classify(
+        &setup,
+        Intake {
+            channel,
+            subject: subject.as_str().unwrap_or(""),
+            body: &body,
+            customer: Some(&start.customer),
+            attributes: Some(&attributes),
+            queue: chosen.queue.as_deref(),
+            fallback_queue: &setup.config.routing.default_queue,
+            priority: chosen.priority,
+            skills: chosen.skills.clone(),
+            ..Intake::default()
+        },
+        id,
+    );
+    let mut record = ContactRecord {
         id,
         channel: channel.into(),
-        queue: queue.clone(),
-        skills: chosen.skills.clone(),
-        priority: chosen.priority.unwrap_or(0),
-        arrived_at: now,
+        queue: String::new(),
+        skills: BTreeMap::new(),
+        priority: 0,
+        arrived_at: unix_ms(),
         preferred_agent: None,
         payload: json!({
             "customer": start.customer,
-            "subject": if channel == "email" { json!("Message left in the chat") } else { json!(null) },
-            "body": start.text.clone().unwrap_or_default(),
+            "subject": subject,
+            "body": body,
             "attributes": attributes,
         }),
+        sla: None,
+        classification: None,
     };
+    crate::channels::apply_decision(shared, decision, &mut record);
+    record
+}
+
+/// Journals a drafted contact; `Err` is the frame to refuse with.
+async fn create(
+    shared: &Shared,
+    record: ContactRecord,
+    start: &Start,
+) -> Result<ContactRecord, ChatFrame> {
+    let (id, now, queue, channel) = (
+        record.id,
+        record.arrived_at,
+        record.queue.clone(),
+        record.channel.clone(),
+    );
     let mut records = vec![Record::Accepted {
         contact: record.clone(),
         idempotency_key: None,

@@ -341,16 +341,36 @@ impl EmailChannel {
             "email": {},
         });
         refresh_payload(&mut payload, email);
-        let record = ContactRecord {
+        // The mailbox's queue is where the mail goes unless a rule decides otherwise: one
+        // support@ address serves many intents.
+        let setup = shared.setup();
+        let decision = super::classify(
+            &setup,
+            crate::classify::Intake {
+                channel: "email",
+                subject: email.subject.as_deref().unwrap_or(""),
+                body: &email.text,
+                customer: payload.get("customer"),
+                attributes: payload.get("attributes"),
+                fallback_queue: &queue,
+                ..crate::classify::Intake::default()
+            },
+            id,
+        );
+        let mut record = ContactRecord {
             id,
             channel: "email".into(),
-            queue: queue.clone(),
+            queue: String::new(),
             skills: Default::default(),
             priority: 0,
             arrived_at: now,
             preferred_agent: None,
             payload,
+            sla: None,
+            classification: None,
         };
+        super::apply_decision(shared, decision, &mut record);
+        let queue = record.queue.clone();
         let mut records = vec![
             Record::Accepted {
                 contact: record.clone(),

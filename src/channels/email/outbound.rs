@@ -78,10 +78,17 @@ pub fn acknowledgement(
     if !ack.queues.contains(&record.queue) || email.automation.no_auto_reply() {
         return None;
     }
-    let response_time = shared
-        .plan
-        .queue_id(&record.queue)
-        .map(|q| shared.plan.queue(q).sla.first_response)
+    let plan = &shared.setup().plan;
+    let policy = match record
+        .sla
+        .as_deref()
+        .and_then(|name| plan.sla_policy_id(name))
+    {
+        Some(id) => plan.sla_policies.get(usize::from(id.0)),
+        None => plan.queue_id(&record.queue).map(|q| &plan.queue(q).sla),
+    };
+    let response_time = policy
+        .map(|policy| policy.first_response)
         .map(|ms| crate::config::duration::display(Duration::from_millis(ms)))
         .unwrap_or_default();
     let subject = email.subject.as_deref().unwrap_or("your message");
