@@ -24,9 +24,12 @@
 //! - [`loadgen`]: the load generators (`switchboard loadgen`, `switchboard loadgen-chat`) that
 //!   measure a running daemon.
 //!
-//! - [`classify`]: classification; so far intent detection (`classify/intent.rs`).
+//! - [`classify`]: pure classification of new contacts.
+//!   - `classify/signals.rs`: language and a lexicon sentiment and urgency score;
+//!   - `classify/intent.rs`: intent detection trained from a labeled CSV;
+//!   - `classify/rules.rs`: ordered CEL rules with routing actions.
 //!
-//! Planned, per ARCHITECTURE.md: the rest of `classify` (rules, signals), `sim`.
+//! Planned, per ARCHITECTURE.md: `sim`.
 //!
 //! Data flows from the channel adapters through classification and the journal into the router
 //! task, which drives [`router::Router`] and executes its actions; see ARCHITECTURE.md.

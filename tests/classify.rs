@@ -338,3 +338,49 @@ async fn a_queue_removed_by_a_reload_takes_nothing_new_but_its_waiting_contacts_
     expect(&mut bruno, "assigned").await;
     d.shutdown().await.expect("shutdown");
 }
+
+#[test]
+fn the_classify_command_explains_each_line_and_reports_bad_ones() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["classify", "--at", "2026-12-05T22:30:00Z", "--config"])
+        .arg(shipped("switchboard.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let input = [
+        json!({"channel": "email", "subject": "Invoice",
+               "body": "I was charged twice on my invoice, please refund me"})
+        .to_string(),
+        "{not json".to_string(),
+        json!({"channel": "sms", "queue": "support",
+               "body": "Quiero cancelar mi suscripción, no funciona nada"})
+        .to_string(),
+    ]
+    .join("\n");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("finishes");
+    assert_eq!(out.status.code(), Some(1), "one line was not intake JSON");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each answer is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["decision"]["queue"], "billing");
+    assert_eq!(
+        lines[0]["decision"]["explanation"]["signals"]["intent"]["name"],
+        "billing"
+    );
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].is_string());
+    let spanish = &lines[2]["decision"];
+    assert_eq!(spanish["queue"], "support", "the named queue stays");
+    assert_eq!(spanish["skills"]["spanish"], 3, "{spanish}");
+    assert_eq!(spanish["explanation"]["signals"]["language"]["code"], "spa");
+}

@@ -1,6 +1,6 @@
 //! The real `switchboard serve` binary as an operator runs it: killed with SIGKILL it loses no
 //! acknowledged contact (202 over HTTP, 250 over SMTP); sent SIGTERM it shuts down cleanly with
-//! exit status 0.
+//! exit status 0; sent SIGHUP it reloads its configuration from disk.
 
 mod common;
 
@@ -29,8 +29,14 @@ impl Drop for Serving {
 
 /// Starts the binary on port 0 and reads the bound address from its log.
 fn serve(dir: &TempDir) -> Serving {
+    serve_with(dir, &[])
+}
+
+/// The same with more `serve` arguments.
+fn serve_with(dir: &TempDir, args: &[&str]) -> Serving {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("serve")
+        .args(args)
         .env("SWITCHBOARD_HTTP_ADDR", "127.0.0.1:0")
         .env("SWITCHBOARD_DATA_DIR", &dir.0)
         .env("SWITCHBOARD_ADMIN_TOKEN", "admin-secret")
@@ -209,4 +215,51 @@ async fn sigterm_shuts_the_daemon_down_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "exit status {exit:?}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_rules_from_disk() {
+    let data = TempDir::new("sighup-data");
+    let config = TempDir::new("sighup-config");
+    std::fs::create_dir_all(&config.0).expect("config dir");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let main = config.0.join("switchboard.toml");
+    std::fs::copy(shipped.join("switchboard.toml"), &main).expect("copy config");
+    std::fs::copy(shipped.join("intents.csv"), config.0.join("intents.csv")).expect("intents");
+    let rules = config.0.join("rules.toml");
+    std::fs::write(&rules, "").expect("no rules yet");
+    let serving = serve_with(&data, &["--config", main.to_str().expect("utf-8 path")]);
+    let post = |addr| async move {
+        let body = json!({"channel": "email", "body": "Please refund the double charge"});
+        http(addr, "POST", "/v1/contacts", &[JSON], &body.to_string())
+            .await
+            .1
+    };
+    assert_eq!(post(serving.addr).await["queue"], "support");
+
+    std::fs::write(
+        &rules,
+        "[[rules]]\nname = \"refunds\"\nwhen = 'keyword(\"refund\")'\nqueue = \"billing\"\n",
+    )
+    .expect("write rules");
+    let pid = serving.child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if post(serving.addr).await["queue"] == "billing" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP never reloaded the rules");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, page) = http(serving.addr, "GET", "/metrics", &[], "").await;
+    assert!(
+        page.as_str()
+            .is_some_and(|p| p.contains("switchboard_config_reloads_total{result=\"ok\"} 1")),
+        "{page}"
+    );
 }

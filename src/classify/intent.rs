@@ -106,7 +106,11 @@ fn features(text: &str) -> Vec<(usize, f32)> {
         .split(|c: char| !(c.is_alphanumeric() || c == '\''))
         .filter(|w| !w.is_empty())
         .collect();
-    let mut counts: HashMap<usize, f32> = HashMap::with_capacity(words.len() * 16);
+    // Buckets are small integers: the Fx hash is a multiply, where the default SipHash costs
+    // more than the n-gram hashing itself.
+    let mut counts: rustc_hash::FxHashMap<usize, f32> = rustc_hash::FxHashMap::default();
+    counts.reserve(words.len() * 16);
+    let mut padded: Vec<u8> = Vec::with_capacity(32);
     for (i, word) in words.iter().enumerate() {
         *counts.entry(bucket(1, &[word.as_bytes()])).or_default() += 1.0;
         if let Some(next) = words.get(i + 1) {
@@ -114,10 +118,10 @@ fn features(text: &str) -> Vec<(usize, f32)> {
                 .entry(bucket(2, &[word.as_bytes(), next.as_bytes()]))
                 .or_default() += 1.0;
         }
-        let padded: Vec<u8> = std::iter::once(b' ')
-            .chain(word.bytes())
-            .chain(std::iter::once(b' '))
-            .collect();
+        padded.clear();
+        padded.push(b' ');
+        padded.extend_from_slice(word.as_bytes());
+        padded.push(b' ');
         for n in 2..=5 {
             for gram in padded.windows(n) {
                 *counts.entry(bucket(3, &[gram])).or_default() += 1.0;

@@ -27,6 +27,7 @@
 //!   `regex` syntax, linear time). Literal patterns are compiled once at load, and a bad one
 //!   is a config error.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ use cel_parser::Expression;
 use cel_parser::ast::{EntryExpr, Expr};
 use cel_parser::reference::Val;
 use serde::Deserialize;
+
+use super::quick::{self, Quick};
 
 /// The hidden per-contact variable holding which gathered keywords the message mentions.
 const KEYWORD_HITS: &str = "__keyword_hits";
@@ -98,7 +101,12 @@ pub struct CompileError {
 struct Rule {
     spec: RuleSpec,
     condition: Expression,
+    /// The condition on the native fast path, when its shape allows.
+    quick: Quick,
 }
+
+/// Customer fields always present for conditions, `""` when unknown.
+pub(super) const CUSTOMER_FIELDS: [&str; 5] = ["id", "name", "email", "phone", "tier"];
 
 /// Compiled rules and the shared CEL environment they run in.
 pub struct RuleSet {
@@ -108,6 +116,9 @@ pub struct RuleSet {
     root: Context<'static>,
     /// Every literal keyword of every rule, in one automaton.
     keywords: Option<AhoCorasick>,
+    /// Every literal pattern of every rule, in one set: one pass over the message answers
+    /// them all.
+    patterns: Option<regex::RegexSet>,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -223,6 +234,7 @@ impl RuleSet {
             rules.push(Rule {
                 spec: spec.clone(),
                 condition,
+                quick: Quick::Unknown,
             });
         }
         if !errors.is_empty() {
@@ -241,11 +253,21 @@ impl RuleSet {
             .enumerate()
             .map(|(i, k)| (k.clone(), i))
             .collect();
+        let pattern_order: Vec<String> = literals.patterns.keys().cloned().collect();
+        let patterns = (!pattern_order.is_empty()).then(|| {
+            regex::RegexSet::new(&pattern_order).expect("every pattern compiled on its own")
+        });
+        for rule in &mut rules {
+            rule.quick = quick::compile(&rule.condition, &|k| index.get(k).copied(), &|p| {
+                pattern_order.iter().position(|q| q == p)
+            });
+        }
         let root = root_context(Arc::new(index), Arc::new(literals.patterns));
         Ok(RuleSet {
             rules,
             root,
             keywords,
+            patterns,
         })
     }
 
@@ -264,43 +286,73 @@ impl RuleSet {
         self.rules.iter().map(|r| &r.spec)
     }
 
+    /// The same rules with the native fast path turned off: every condition runs through
+    /// cel-interpreter. For the benchmark that measures what the fast path saves, and for the
+    /// test that checks both paths agree.
+    pub fn without_fast_path(mut self) -> RuleSet {
+        for rule in &mut self.rules {
+            rule.quick = Quick::Unknown;
+        }
+        self
+    }
+
+    /// How many rules the native fast path can decide on its own for every contact (the
+    /// others may still be decided natively on some contacts, and otherwise run through
+    /// cel-interpreter).
+    pub fn fully_native(&self) -> usize {
+        self.rules
+            .iter()
+            .filter(|r| !quick::has_unknown(&r.quick))
+            .count()
+    }
+
     /// Runs the rules over one contact.
     pub fn evaluate(&self, facts: &Facts<'_>) -> Outcome {
         let mut outcome = Outcome::default();
         if self.rules.is_empty() {
             return outcome;
         }
-        let mut scope = self.root.new_inner_scope();
-        let text = |s: &str| Value::String(Arc::new(s.to_owned()));
-        scope.add_variable_from_value("channel", text(facts.channel));
-        scope.add_variable_from_value("subject", text(facts.subject));
-        scope.add_variable_from_value("body", text(facts.body));
-        scope.add_variable_from_value("customer", customer_value(facts.customer));
-        scope.add_variable_from_value(
-            "attributes",
-            facts
-                .attributes
-                .filter(|a| a.is_object())
-                .map(json_value)
-                .unwrap_or_else(|| json_value(&serde_json::json!({}))),
-        );
-        scope.add_variable_from_value("queue", text(facts.queue));
-        scope.add_variable_from_value("language", text(facts.language));
-        scope.add_variable_from_value("intent", text(facts.intent));
-        scope.add_variable_from_value("intent_confidence", Value::Float(facts.intent_confidence));
-        scope.add_variable_from_value("sentiment", Value::Float(facts.sentiment));
-        scope.add_variable_from_value("urgency", Value::Float(facts.urgency));
-        scope.add_variable_from_value("hour", Value::Int(i64::from(facts.hour)));
-        scope.add_variable_from_value("weekday", text(facts.weekday));
-        scope.add_variable_from_value("tags", Value::List(Arc::new(Vec::new())));
-        scope.add_variable_from_value(KEYWORD_HITS, self.keyword_hits(facts));
-        scope.add_variable_from_value(
-            MESSAGE,
-            Value::String(Arc::new(format!("{}\n{}", facts.subject, facts.body))),
-        );
+        // Everything per contact is computed on first use: a contact decided by native
+        // conditions on the first rules never pays for the CEL environment or the text passes.
+        let message = OnceCell::new();
+        let message = || message.get_or_init(|| format!("{}\n{}", facts.subject, facts.body));
+        let keyword_hits = OnceCell::new();
+        let keyword_hits = || keyword_hits.get_or_init(|| self.keyword_hits(facts));
+        let pattern_hits = OnceCell::new();
+        let pattern_hits = || {
+            pattern_hits.get_or_init(|| match &self.patterns {
+                Some(set) => set.matches(message()).into_iter().collect::<Vec<usize>>(),
+                None => Vec::new(),
+            })
+        };
+        let mut scope: Option<Context<'_>> = None;
+        let mut scope_tags = 0;
 
         for rule in &self.rules {
-            match Value::resolve(&rule.condition, &scope) {
+            let seen = quick::Seen {
+                tags: &outcome.tags,
+                keyword: &|i| {
+                    keyword_hits()
+                        .get(i / 8)
+                        .is_some_and(|b| b & (1 << (i % 8)) != 0)
+                },
+                pattern: &|i| pattern_hits().contains(&i),
+            };
+            let verdict = match quick::judge(&rule.quick, facts, &seen) {
+                Some(matched) => Ok(Value::Bool(matched)),
+                None => {
+                    let scope = scope.get_or_insert_with(|| {
+                        self.scope(facts, keyword_hits().clone(), message().clone())
+                    });
+                    if scope_tags != outcome.tags.len() {
+                        let tags = outcome.tags.iter().map(|t| text_value(t)).collect();
+                        scope.add_variable_from_value("tags", Value::List(Arc::new(tags)));
+                        scope_tags = outcome.tags.len();
+                    }
+                    Value::resolve(&rule.condition, scope)
+                }
+            };
+            match verdict {
                 Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => continue,
                 Ok(other) => {
@@ -319,10 +371,6 @@ impl RuleSet {
                 }
             }
             apply(&rule.spec, &mut outcome);
-            if !rule.spec.tags.is_empty() {
-                let tags = outcome.tags.iter().map(|t| text(t)).collect();
-                scope.add_variable_from_value("tags", Value::List(Arc::new(tags)));
-            }
             if !rule.spec.keep_going {
                 break;
             }
@@ -330,10 +378,39 @@ impl RuleSet {
         outcome
     }
 
+    /// The CEL environment of one contact, for conditions the fast path cannot decide.
+    fn scope(&self, facts: &Facts<'_>, keyword_hits: Vec<u8>, message: String) -> Context<'_> {
+        let mut scope = self.root.new_inner_scope();
+        scope.add_variable_from_value("channel", text_value(facts.channel));
+        scope.add_variable_from_value("subject", text_value(facts.subject));
+        scope.add_variable_from_value("body", text_value(facts.body));
+        scope.add_variable_from_value("customer", customer_value(facts.customer));
+        scope.add_variable_from_value(
+            "attributes",
+            facts
+                .attributes
+                .filter(|a| a.is_object())
+                .map(json_value)
+                .unwrap_or_else(|| json_value(&serde_json::json!({}))),
+        );
+        scope.add_variable_from_value("queue", text_value(facts.queue));
+        scope.add_variable_from_value("language", text_value(facts.language));
+        scope.add_variable_from_value("intent", text_value(facts.intent));
+        scope.add_variable_from_value("intent_confidence", Value::Float(facts.intent_confidence));
+        scope.add_variable_from_value("sentiment", Value::Float(facts.sentiment));
+        scope.add_variable_from_value("urgency", Value::Float(facts.urgency));
+        scope.add_variable_from_value("hour", Value::Int(i64::from(facts.hour)));
+        scope.add_variable_from_value("weekday", text_value(facts.weekday));
+        scope.add_variable_from_value("tags", Value::List(Arc::new(Vec::new())));
+        scope.add_variable_from_value(KEYWORD_HITS, Value::Bytes(Arc::new(keyword_hits)));
+        scope.add_variable_from_value(MESSAGE, Value::String(Arc::new(message)));
+        scope
+    }
+
     /// One pass of the keyword automaton over the message: a bit per gathered keyword.
-    fn keyword_hits(&self, facts: &Facts<'_>) -> Value {
+    fn keyword_hits(&self, facts: &Facts<'_>) -> Vec<u8> {
         let Some(automaton) = &self.keywords else {
-            return Value::Bytes(Arc::new(Vec::new()));
+            return Vec::new();
         };
         let mut hits = vec![0u8; automaton.patterns_len().div_ceil(8)];
         for text in [facts.subject, facts.body] {
@@ -344,8 +421,12 @@ impl RuleSet {
                 }
             }
         }
-        Value::Bytes(Arc::new(hits))
+        hits
     }
+}
+
+fn text_value(s: &str) -> Value {
+    Value::String(Arc::new(s.to_owned()))
 }
 
 /// Parses one condition. The parser (generated by ANTLR) panics on some malformed input
@@ -611,7 +692,7 @@ fn split_text_argument<'v>(
 /// The customer as a CEL map, with the usual fields present even when unknown.
 fn customer_value(customer: Option<&serde_json::Value>) -> Value {
     let mut map = serde_json::Map::new();
-    for key in ["id", "name", "email", "phone", "tier"] {
+    for key in CUSTOMER_FIELDS {
         map.insert(key.to_owned(), serde_json::Value::String(String::new()));
     }
     if let Some(serde_json::Value::Object(given)) = customer {

@@ -24,9 +24,16 @@ pub struct Language {
     pub reliable: bool,
 }
 
-/// Detects the language of a text.
+/// Detects the language of a text among all the languages whatlang knows.
 pub fn language(text: &str) -> Option<Language> {
-    whatlang::detect(text).map(|info| Language {
+    language_with(&whatlang::Detector::new(), text)
+}
+
+/// Detects the language of a text with a detector (which may be limited to the languages a
+/// center serves: fewer candidates, fewer confusions between close languages, and a faster
+/// detection).
+pub fn language_with(detector: &whatlang::Detector, text: &str) -> Option<Language> {
+    detector.detect(text).map(|info| Language {
         code: info.lang().code(),
         confidence: info.confidence(),
         reliable: info.is_reliable(),
@@ -142,47 +149,74 @@ const URGENT: &[&str] = &[
     "sofort",
 ];
 
+/// The lexicon as a map, built once.
+fn lexicon() -> &'static rustc_hash::FxHashMap<&'static str, f64> {
+    static MAP: std::sync::OnceLock<rustc_hash::FxHashMap<&'static str, f64>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| LEXICON.iter().copied().collect())
+}
+
 /// Scores a text.
 pub fn sentiment(text: &str) -> Sentiment {
-    let tokens: Vec<&str> = text
-        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .filter(|t| !t.is_empty())
+    // Lowered once; tokens are cut from the original and the lowered text in step, so a
+    // token's casing (for shouting) and its lexicon form are both at hand without an
+    // allocation per token.
+    let lowered = text.to_lowercase();
+    let split = |t: &str| -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, c) in t.char_indices() {
+            let inside = c.is_alphanumeric() || c == '\'';
+            match (inside, start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    spans.push((s, i));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            spans.push((s, t.len()));
+        }
+        spans
+    };
+    let originals: Vec<&str> = split(text).into_iter().map(|(a, b)| &text[a..b]).collect();
+    let lowers: Vec<&str> = split(&lowered)
+        .into_iter()
+        .map(|(a, b)| &lowered[a..b])
         .collect();
+    // Lowering can change lengths (rare letters); then shouting is read from the lowered
+    // tokens' originals only where the counts agree.
+    let same_tokens = originals.len() == lowers.len();
+    let lexicon = lexicon();
     let mut sum = 0.0;
     let mut urgent = 0.0;
     let mut words = Vec::new();
-    for (i, token) in tokens.iter().enumerate() {
-        let lower = token.to_lowercase();
-        if URGENT.contains(&lower.as_str()) {
+    for (i, &lower) in lowers.iter().enumerate() {
+        if URGENT.contains(&lower) {
             urgent += 1.0;
         }
-        if token.chars().count() >= 3 && token.chars().all(|c| c.is_uppercase()) {
-            urgent += 0.5;
+        if same_tokens {
+            let token = originals[i];
+            if token.chars().count() >= 3 && token.chars().all(|c| c.is_uppercase()) {
+                urgent += 0.5;
+            }
         }
-        let Some(&(_, valence)) = LEXICON.iter().find(|(w, _)| *w == lower) else {
+        let Some(&valence) = lexicon.get(lower) else {
             continue;
         };
         let mut value = valence;
-        let before = &tokens[i.saturating_sub(3)..i];
-        let lowered: Vec<String> = before.iter().map(|t| t.to_lowercase()).collect();
-        if lowered
-            .last()
-            .is_some_and(|t| BOOSTERS.contains(&t.as_str()))
-        {
+        let before = &lowers[i.saturating_sub(3)..i];
+        if before.last().is_some_and(|t| BOOSTERS.contains(t)) {
             value *= 1.5;
         }
-        let negated = lowered.iter().any(|t| NEGATIONS.contains(&t.as_str()));
-        if negated {
-            value *= -0.5;
-            let negation = lowered
-                .iter()
-                .rev()
-                .find(|t| NEGATIONS.contains(&t.as_str()))
-                .cloned()
-                .unwrap_or_default();
-            words.push(format!("{negation} {lower}"));
-        } else {
-            words.push(lower);
+        match before.iter().rev().find(|t| NEGATIONS.contains(t)) {
+            Some(negation) => {
+                value *= -0.5;
+                words.push(format!("{negation} {lower}"));
+            }
+            None => words.push(lower.to_owned()),
         }
         sum += value;
     }

@@ -374,3 +374,130 @@ fn signals_read_only_the_head_of_a_long_body() {
     assert_eq!(signals.language.map(|l| l.code), Some("eng"));
     assert_eq!(truncate("aé", 2), "a", "never cuts inside a character");
 }
+
+#[test]
+fn the_fast_path_agrees_with_cel_interpreter_on_every_shape_it_decides() {
+    let conditions = [
+        r#"channel == "email""#,
+        r#"channel != "email""#,
+        r#""sms" == channel"#,
+        r#"customer.tier == "gold""#,
+        r#"customer.tier != "gold""#,
+        r#"customer.email == """#,
+        r#"customer.plan == "pro""#,
+        r#"customer.vip == "yes""#,
+        r#"attributes.region == "eu""#,
+        r#"attributes.amount == "250""#,
+        r#"attributes.missing == "x""#,
+        r#"attributes.missing != "x""#,
+        r#"customer.tier in ["gold", "platinum"]"#,
+        r#"attributes.region in ["eu", "us"]"#,
+        r#"language in ["spa", "por"]"#,
+        "intent_confidence > 0.5",
+        "intent_confidence >= 0.9",
+        "0.2 < sentiment",
+        "sentiment < -0.3",
+        "urgency <= 0.0",
+        "hour >= 20",
+        "hour == 10",
+        "hour > 9.5",
+        "sentiment > 0",
+        r#""vip" in tags"#,
+        r#"keyword("refund")"#,
+        r#"keyword(["invoice", "money back"])"#,
+        r#"regex("order [0-9]+")"#,
+        r#"regex("^Order")"#,
+        r#"!keyword("refund")"#,
+        r#"keyword("refund") && channel == "email""#,
+        r#"keyword("refund") || attributes.missing == "x""#,
+        r#"attributes.missing == "x" || keyword("refund")"#,
+        r#"channel == "voice" && attributes.missing == "x""#,
+        r#"attributes.missing == "x" && channel == "voice""#,
+        r#"(intent == "billing" && intent_confidence > 0.7) || (sentiment < -0.9 && urgency > 0.1)"#,
+        r#"!(customer.tier == "gold") && hour < 12"#,
+        r#"true && false"#,
+        "true",
+        r#"body.contains("refund") && channel == "email""#,
+    ];
+    let customers = [
+        json!({"id": "c-1", "tier": "gold", "vip": true}),
+        json!({"id": "c-2", "tier": 3, "plan": "pro"}),
+        json!("not an object"),
+    ];
+    let attributes = [
+        json!({"region": "eu", "amount": 250}),
+        json!({"region": 7}),
+        json!(null),
+    ];
+    let bodies = [
+        (
+            "Order 12345",
+            "I want a refund for order 998, money back please",
+        ),
+        ("hello", "Nothing to see here; refunding later."),
+    ];
+    let specs: Vec<RuleSpec> = conditions
+        .iter()
+        .enumerate()
+        .map(|(i, when)| RuleSpec {
+            name: format!("r{i}"),
+            when: (*when).into(),
+            keep_going: true,
+            queue: None,
+            skills: BTreeMap::new(),
+            priority: None,
+            raise_priority: 0,
+            sla: None,
+            tags: if i == 3 { vec!["vip".into()] } else { vec![] },
+            set: BTreeMap::new(),
+            preferred_agent: None,
+        })
+        .collect();
+    let fast = RuleSet::compile(&specs).expect("compiles");
+    let slow = RuleSet::compile(&specs)
+        .expect("compiles")
+        .without_fast_path();
+    assert!(
+        fast.fully_native() >= conditions.len() - 4,
+        "most shapes are native: {}",
+        fast.fully_native()
+    );
+    for customer in &customers {
+        for attrs in &attributes {
+            for (subject, body) in bodies {
+                for (intent, confidence, sentiment, hour) in
+                    [("billing", 0.8, -0.95, 22), ("refund", 0.3, 0.4, 10)]
+                {
+                    let facts = rules::Facts {
+                        channel: "email",
+                        subject,
+                        body,
+                        customer: Some(customer),
+                        attributes: Some(attrs),
+                        queue: "",
+                        language: "spa",
+                        intent,
+                        intent_confidence: confidence,
+                        sentiment,
+                        urgency: 0.2,
+                        hour,
+                        weekday: "mon",
+                    };
+                    let (f, s) = (fast.evaluate(&facts), slow.evaluate(&facts));
+                    assert_eq!(
+                        f.matched, s.matched,
+                        "matched, for {customer} {attrs} {body}"
+                    );
+                    let names = |o: &rules::Outcome| -> Vec<String> {
+                        o.failed.iter().map(|f| f.rule.clone()).collect()
+                    };
+                    assert_eq!(
+                        names(&f),
+                        names(&s),
+                        "failed, for {customer} {attrs} {body}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -390,7 +390,7 @@ impl Config {
             crate::classify::intent::IntentModel::train(&self.intent_examples)
                 .expect("validated: at least two intents")
         });
-        crate::classify::Classifier::new(rules, model)
+        crate::classify::Classifier::new(rules, model).with_languages(&self.classify.languages)
     }
 
     /// The time zone `hour` and `weekday` are read in by rules.

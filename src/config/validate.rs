@@ -472,6 +472,14 @@ impl Checker<'_> {
                 format!("unknown IANA time zone {zone:?}"),
             );
         }
+        for (i, code) in classify.languages.iter().enumerate() {
+            if whatlang::Lang::from_code(code.as_str()).is_none() {
+                self.problem(
+                    format!("classify.languages[{i}]"),
+                    format!("unknown ISO 639-3 language code {code:?} (e.g. \"eng\", \"spa\")"),
+                );
+            }
+        }
         if classify.intents.is_some() {
             let mut intents: Vec<&str> = self
                 .config
