@@ -45,3 +45,4 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod router;
+pub mod sim;

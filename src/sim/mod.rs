@@ -1,0 +1,3 @@
+//! The simulator and the staffing maths, on the pure routing core.
+
+pub mod erlang;
