@@ -12,6 +12,9 @@
 //!   `SWITCHBOARD_WEBHOOK_SECRET`. Without `--config` and without `config/switchboard.toml` in
 //!   the working directory it runs on the configuration built into the binary.
 //!
+//! - `simulate` and `staffing`: the simulator and the Erlang C/A staffing calculator; their
+//!   arguments and output live in `switchboard::sim::cli`.
+//!
 //! - `loadgen`: drives a running daemon with agents on the websocket and contacts on the intake,
 //!   and reports throughput and latency, optionally next to an in-process HTTP baseline (see
 //!   `switchboard::loadgen` and docs/performance.md).
@@ -118,6 +121,11 @@ enum Command {
         #[arg(long)]
         echo_server: bool,
     },
+    /// Run the real router on a simulated or recorded day in virtual time; report service
+    /// level, ASA, AHT, abandonment and occupancy per queue and interval.
+    Simulate(switchboard::sim::cli::SimulateArgs),
+    /// Agents needed for a load (Erlang C, or Erlang A with --patience), or a day's curve.
+    Staffing(switchboard::sim::cli::StaffingArgs),
 }
 
 /// `switchboard intents ...`.
@@ -280,6 +288,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Simulate(args) => print_or_fail(switchboard::sim::cli::simulate(&args)),
+        Command::Staffing(args) => print_or_fail(switchboard::sim::cli::staffing(&args)),
         Command::Loadgen(args) => loadgen(args),
         Command::Intents {
             command:
@@ -409,6 +419,21 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Prints a command's output, or its error with the command's exit status.
+fn print_or_fail(result: Result<String, switchboard::sim::cli::CommandError>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("error: {:#}", anyhow::Error::new(e));
+            ExitCode::from(code)
         }
     }
 }
