@@ -25,8 +25,10 @@
 //!   measure a running daemon.
 //!
 //! - [`classify`]: classification; so far intent detection (`classify/intent.rs`).
+//! - [`sim`]: the simulator (`switchboard simulate`: the real router on a synthetic or recorded
+//!   day in virtual time) and the Erlang C/A staffing maths (`switchboard staffing`).
 //!
-//! Planned, per ARCHITECTURE.md: the rest of `classify` (rules, signals), `sim`.
+//! Planned, per ARCHITECTURE.md: the rest of `classify` (rules, signals).
 //!
 //! Data flows from the channel adapters through classification and the journal into the router
 //! task, which drives [`router::Router`] and executes its actions; see ARCHITECTURE.md.

@@ -113,15 +113,15 @@ fn check_erlang_c(agents: u32, occupancy: f64, threshold: u32, hours: u32, tol: 
 
 #[test]
 fn ten_agents_at_85_percent_match_erlang_c() {
-    // Erlang C: SL(20 s) 0.750, ASA 14.1 s. Measured spread over 20 seeds: SL σ 0.007, ASA
-    // σ 5 %.
+    // Erlang C: SL(20 s) 0.7497, ASA 14.13 s. This run, 300 hours (230,000 contacts): over 20
+    // seeds SL 0.7501 σ 0.0079, ASA 14.15 s σ 4.6 %.
     check_erlang_c(
         10,
         0.85,
         20,
         300,
         Tolerance {
-            service_level: 0.03,
+            service_level: 0.035,
             asa_relative: 0.2,
         },
     );
@@ -129,27 +129,13 @@ fn ten_agents_at_85_percent_match_erlang_c() {
 
 #[test]
 fn fifty_agents_at_90_percent_match_erlang_c() {
-    // Erlang C: SL(5 s) 0.767, ASA 2.9 s.
+    // Erlang C: SL(5 s) 0.8052, ASA 2.91 s. This run, 150 hours (610,000 contacts): over 20
+    // seeds SL 0.8034 σ 0.0096, ASA 2.94 s σ 6.2 %.
     check_erlang_c(
         50,
         0.90,
         5,
-        60,
-        Tolerance {
-            service_level: 0.03,
-            asa_relative: 0.2,
-        },
-    );
-}
-
-#[test]
-fn two_hundred_agents_at_95_percent_match_erlang_c() {
-    // Erlang C: SL(2 s) 0.779, ASA 1.46 s.
-    check_erlang_c(
-        200,
-        0.95,
-        2,
-        16,
+        150,
         Tolerance {
             service_level: 0.04,
             asa_relative: 0.25,
@@ -158,9 +144,29 @@ fn two_hundred_agents_at_95_percent_match_erlang_c() {
 }
 
 #[test]
+fn two_hundred_agents_at_95_percent_match_erlang_c() {
+    // Erlang C: SL(2 s) 0.7785, ASA 1.46 s. This run, 40 hours (680,000 contacts): over 20
+    // seeds SL 0.7794 σ 0.0154, ASA 1.45 s σ 11.6 %. Near saturation a day's figures swing
+    // widely even with hundreds of agents, hence the wider tolerance.
+    check_erlang_c(
+        200,
+        0.95,
+        2,
+        40,
+        Tolerance {
+            service_level: 0.065,
+            asa_relative: 0.5,
+        },
+    );
+}
+
+#[test]
 fn abandonment_matches_erlang_a() {
     // 50 erlangs offered to 48 agents: overloaded, held in balance by customers who give up
-    // after 60 s on average. Erlang C has no answer here; Erlang A does.
+    // after 60 s on average. Erlang C has no answer here; Erlang A does: abandoned 0.0723,
+    // SL(10 s) 0.7959 counting abandons as misses, ASA 4.29 s. This run, 60 hours (270,000
+    // contacts): over 20 seeds abandoned 0.0724 σ 0.0016, SL 0.7951 σ 0.0067, ASA 4.31 s
+    // σ 2.6 %.
     let (agents, per_hour, aht, patience, threshold) = (48, 4500.0, 40, 60, 10);
     let scenario = erlang_scenario(agents, per_hour, aht, threshold, Some(patience), 60, 5);
     let report = simulate(&scenario).expect("the router accepts every event");
@@ -182,7 +188,7 @@ fn abandonment_matches_erlang_a() {
     eprintln!("{summary}");
     let want_abandon = theory.abandon_rate.expect("patience");
     assert!(
-        (abandon_rate - want_abandon).abs() <= 0.01,
+        (abandon_rate - want_abandon).abs() <= 0.007,
         "abandon rate: {summary}"
     );
     assert!(
@@ -190,7 +196,7 @@ fn abandonment_matches_erlang_a() {
         "service level: {summary}"
     );
     assert!(
-        (asa - theory.asa_seconds).abs() <= 0.15 * theory.asa_seconds,
+        (asa - theory.asa_seconds).abs() <= 0.12 * theory.asa_seconds,
         "ASA: {summary}"
     );
 }
@@ -273,4 +279,57 @@ fn staffing_curve_follows_the_forecast() {
     assert!(agents[3] > agents[0], "{agents:?}");
     assert_eq!(json["peak_agents"].as_u64(), Some(agents[1]));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+fn shipped(name: &str) -> Report {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config/scenarios")
+        .join(name);
+    let scenario = Scenario::load(&path).expect("the shipped scenario loads");
+    simulate(&scenario).expect("the shipped scenario runs")
+}
+
+fn queue<'a>(report: &'a Report, name: &str) -> &'a switchboard::sim::report::Row {
+    report
+        .queues
+        .iter()
+        .find(|r| r.queue == name)
+        .expect("queue in the report")
+}
+
+#[test]
+fn the_shipped_day_runs_with_shifts_breaks_and_abandonment() {
+    let report = shipped("day.toml");
+    let all = day(&report);
+    assert!(all.offered > 2000, "{all:?}");
+    assert_eq!(all.offered, all.answered + all.abandoned + all.unanswered);
+    assert!(all.abandoned > 0, "customers give up");
+    // The billing team lunches together at 12:30 and leaves at 17:00: billing calls wait then.
+    let billing = queue(&report, "billing");
+    assert!(billing.longest_wait_seconds > 300.0, "{billing:?}");
+    assert_eq!(
+        report.intervals.iter().filter(|r| r.queue == "all").count(),
+        20
+    );
+}
+
+#[test]
+fn escalation_and_blended_agents_move_service_level_between_queues() {
+    // The example of docs/simulation.md: the same 41 agents and the same calls.
+    let split = shipped("skills-split.toml");
+    let escalation = shipped("skills-escalation.toml");
+    let blended = shipped("skills-blended.toml");
+    let sl = |r: &Report, q: &str| queue(r, q).service_level.expect("answers");
+    // Relaxing support after 20 s lends idle sales agents to support: support gains, sales
+    // (whose agents are now busier) loses.
+    assert!(sl(&escalation, "support") > sl(&split, "support") + 0.1);
+    assert!(sl(&escalation, "sales") < sl(&split, "sales"));
+    assert!(day(&escalation).escalations > 0);
+    // Ten cross-trained agents serve whichever line has waited longest.
+    assert!(sl(&blended, "sales") > sl(&split, "sales") + 0.1);
+    assert_eq!(
+        day(&split).offered,
+        day(&blended).offered,
+        "same seed, same calls"
+    );
 }

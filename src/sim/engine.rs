@@ -17,7 +17,8 @@
 //!   denominator.
 //! - Occupancy is center-wide: the time agents hold at least one contact (offered, assigned or
 //!   in wrap-up) over the time they are logged in and not on a break (or still finishing a
-//!   contact).
+//!   contact). Agents without a shift end serve every contact still waiting when the traffic
+//!   ends, but their idle time after that end is not counted.
 //! - An agent the router puts away for missed offers makes itself available again after
 //!   [`BACK_FROM_AUTO_PAUSE`], as a person would when the supervisor calls.
 //! - Shift end and break start stop new offers at once; what the agent holds is finished, then
@@ -181,6 +182,10 @@ struct Run<'a> {
     scenario: &'a Scenario,
     /// Intervals counted (the last one also takes whatever happens after it).
     intervals: usize,
+    /// End of the last interval, ms.
+    traffic_end: Millis,
+    /// Each stream's latest arrival, exact.
+    stream_clocks: Vec<f64>,
     replay: &'a [ReplayContact],
     router: Router,
     dice: Dice,
@@ -212,6 +217,8 @@ pub fn run(
     let intervals = scenario.intervals.max(replayed).max(1);
     let mut run = Run {
         intervals,
+        traffic_end: scenario.interval * intervals as u64,
+        stream_clocks: vec![0.0; scenario.streams.len()],
         scenario,
         replay: replay.unwrap_or(&[]),
         router: Router::new(scenario.plan.clone()),
@@ -238,7 +245,7 @@ pub fn run(
         },
     };
     run.start(replay.is_some());
-    let traffic_end = scenario.interval * intervals as u64;
+    let traffic_end = run.traffic_end;
     let mut steps = 0u64;
     loop {
         let ours = run.agenda.peek().map(|Reverse((at, _, _))| *at);
@@ -258,7 +265,7 @@ pub fn run(
         }
         run.settle()?;
         steps += 1;
-        if steps % 65_536 == 0 {
+        if steps.is_multiple_of(65_536) {
             progress(Progress {
                 now: run.now,
                 traffic_end,
@@ -294,7 +301,7 @@ impl Run<'_> {
             }
         } else {
             for s in 0..self.scenario.streams.len() {
-                if let Some(at) = self.next_arrival(s, 0) {
+                if let Some(at) = self.next_arrival(s) {
                     self.schedule(at, Happening::Arrival(s as u32));
                 }
             }
@@ -312,22 +319,25 @@ impl Run<'_> {
         }
     }
 
-    /// The next arrival of a stream after `from`: an inhomogeneous Poisson process with a
-    /// constant rate per interval, drawn by spending one exponential unit of "work" across the
-    /// intervals' rates (memorylessness makes restarting at a boundary exact).
-    fn next_arrival(&mut self, stream: usize, from: Millis) -> Option<Millis> {
+    /// The next arrival of a stream: an inhomogeneous Poisson process with a constant rate per
+    /// interval, drawn by spending one exponential unit of "work" across the intervals' rates
+    /// (memorylessness makes restarting at a boundary exact). The stream keeps its clock in
+    /// fractions of a millisecond: stepping from the rounded time would add half a millisecond
+    /// to every gap, 0.2 % of the load at five calls a second.
+    fn next_arrival(&mut self, stream: usize) -> Option<Millis> {
         let interval = self.scenario.interval as f64;
         let rates = &self.scenario.streams[stream].rates;
         let mut work = self.dice.exponential();
-        let mut t = from as f64;
+        let mut t = self.stream_clocks[stream];
         loop {
             let i = (t / interval) as usize;
             let rate = *rates.get(i)?;
             let end = (i + 1) as f64 * interval;
             let room = rate * (end - t);
             if room > work {
-                let at = (t + work / rate).ceil() as Millis;
-                return Some(at.max(from));
+                t += work / rate;
+                self.stream_clocks[stream] = t;
+                return Some(t.ceil() as Millis);
             }
             work -= room;
             t = end;
@@ -396,7 +406,7 @@ impl Run<'_> {
                     handle_time: self.dice.sample(&stream.handle_time),
                     patience: stream.patience.as_ref().map(|p| self.dice.sample(p)),
                 };
-                if let Some(at) = self.next_arrival(s as usize, self.now) {
+                if let Some(at) = self.next_arrival(s as usize) {
                     self.schedule(at, Happening::Arrival(s));
                 }
                 self.arrive(parts)
@@ -686,6 +696,13 @@ impl Run<'_> {
         let desk = &mut self.desks[a as usize];
         let (from, busy, staffed) = (desk.mark, desk.holding > 0, desk.staffed());
         desk.mark = now;
+        // An agent with no shift end stays for contacts still waiting when the traffic ends,
+        // but its idle time after that is no part of the working day.
+        let now = if !busy && self.scenario.agents[a as usize].shift_end.is_none() {
+            now.min(self.traffic_end)
+        } else {
+            now
+        };
         if from >= now || !staffed {
             return;
         }

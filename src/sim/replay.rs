@@ -68,7 +68,7 @@ pub fn read(
 }
 
 fn seconds(field: &'static str, v: f64) -> Result<Millis, (&'static str, String)> {
-    if v.is_finite() && v >= 0.0 && v < 1e12 {
+    if (0.0..1e12).contains(&v) {
         Ok((v * 1000.0).round() as Millis)
     } else {
         Err((field, format!("{v} is not a number of seconds")))

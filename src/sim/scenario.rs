@@ -484,7 +484,7 @@ impl Check<'_> {
             );
         }
         let warmup = millis(file.warmup);
-        let warmup_intervals = if interval > 0 && warmup % interval == 0 {
+        let warmup_intervals = if interval > 0 && warmup.is_multiple_of(interval) {
             (warmup / interval) as usize
         } else {
             self.problem("warmup", "must be a whole number of intervals");
