@@ -333,3 +333,45 @@ fn escalation_and_blended_agents_move_service_level_between_queues() {
         "same seed, same calls"
     );
 }
+
+#[test]
+fn contacts_nobody_is_left_to_answer_are_reported_not_lost() {
+    // Two agents work 08:00-09:00 with a break at 08:30; calls keep coming until 10:00.
+    let text = r#"
+        seed = 3
+        opens = "08:00"
+        interval = "30m"
+        [config]
+        skills = []
+        [config.routing]
+        default_queue = "line"
+        [config.sla.standard]
+        first_response = "1h"
+        [config.queues.line]
+        sla = "standard"
+        [[traffic]]
+        queue = "line"
+        arrivals = [20, 20, 20, 20]
+        handle_time = { distribution = "fixed", value = "2m" }
+        [[agents]]
+        name = "a"
+        count = 2
+        capacity = { voice = 1 }
+        shift = { start = "08:00", end = "09:00" }
+        breaks = [{ start = "08:30", length = "10m" }]
+    "#;
+    let scenario = Scenario::from_toml_str(text, "t.toml", ".").expect("valid");
+    let report = simulate(&scenario).expect("runs");
+    let all = day(&report);
+    assert_eq!(all.offered, all.answered + all.unanswered, "{all:?}");
+    assert!(all.unanswered > 0, "{all:?}");
+    let late: Vec<_> = report
+        .intervals
+        .iter()
+        .filter(|r| r.queue == "all" && (r.interval == "09:00" || r.interval == "09:30"))
+        .collect();
+    assert!(late.iter().all(|r| r.answered == 0), "{late:?}");
+    // Two agents with 50 minutes each for two-minute calls: at most 26 calls each.
+    assert!(all.answered <= 2 * 26, "{all:?}");
+    assert!(all.aht_seconds == Some(120.0), "{all:?}");
+}

@@ -72,7 +72,7 @@ pub enum ScenarioError {
         message: String,
     },
     /// The scenario's config file could not be loaded.
-    #[error("scenario {}: {source}", path.display())]
+    #[error("in scenario {}", path.display())]
     Config {
         /// The scenario.
         path: PathBuf,
