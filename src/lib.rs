@@ -27,9 +27,10 @@
 //! - [`classify`]: pure classification of new contacts.
 //!   - `classify/signals.rs`: language and a lexicon sentiment and urgency score;
 //!   - `classify/intent.rs`: intent detection trained from a labeled CSV;
-//!   - `classify/rules.rs`: ordered CEL rules with routing actions.
-//!
-//! Planned, per ARCHITECTURE.md: `sim`.
+//!   - `classify/rules.rs`: ordered CEL rules with routing actions (`classify/quick.rs`: the
+//!     native fast path for common condition shapes).
+//! - [`sim`]: the simulator (`switchboard simulate`: the real router on a synthetic or recorded
+//!   day in virtual time) and the Erlang C/A staffing maths (`switchboard staffing`).
 //!
 //! Data flows from the channel adapters through classification and the journal into the router
 //! task, which drives [`router::Router`] and executes its actions; see ARCHITECTURE.md.
@@ -48,3 +49,4 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod router;
+pub mod sim;

@@ -12,6 +12,9 @@
 //!   `SWITCHBOARD_WEBHOOK_SECRET`. Without `--config` and without `config/switchboard.toml` in
 //!   the working directory it runs on the configuration built into the binary.
 //!
+//! - `simulate` and `staffing`: the simulator and the Erlang C/A staffing calculator; their
+//!   arguments and output live in `switchboard::sim::cli`.
+//!
 //! - `loadgen`: drives a running daemon with agents on the websocket and contacts on the intake,
 //!   and reports throughput and latency, optionally next to an in-process HTTP baseline (see
 //!   `switchboard::loadgen` and docs/performance.md).
@@ -141,6 +144,11 @@ enum Command {
         #[arg(long)]
         echo_server: bool,
     },
+    /// Run the real router on a simulated or recorded day in virtual time; report service
+    /// level, ASA, AHT, abandonment and occupancy per queue and interval.
+    Simulate(switchboard::sim::cli::SimulateArgs),
+    /// Agents needed for a load (Erlang C, or Erlang A with --patience), or a day's curve.
+    Staffing(switchboard::sim::cli::StaffingArgs),
 }
 
 /// `switchboard intents ...`.
@@ -474,6 +482,8 @@ fn main() -> ExitCode {
             print_evaluation(report, format)
         }
         Command::Classify { config, at } => classify(config.as_deref(), at.as_deref()),
+        Command::Simulate(args) => print_or_fail(switchboard::sim::cli::simulate(&args)),
+        Command::Staffing(args) => print_or_fail(switchboard::sim::cli::staffing(&args)),
         Command::Loadgen(args) => loadgen(args),
         Command::Intents {
             command:
@@ -590,6 +600,21 @@ fn config_path_for_serve(path: Option<&Path>) -> Option<PathBuf> {
         Some(path) => Some(path.to_path_buf()),
         None if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
         None => None,
+    }
+}
+
+/// Prints a command's output, or its error with the command's exit status.
+fn print_or_fail(result: Result<String, switchboard::sim::cli::CommandError>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("error: {:#}", anyhow::Error::new(e));
+            ExitCode::from(code)
+        }
     }
 }
 
