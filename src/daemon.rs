@@ -174,6 +174,38 @@ impl Setup {
         }
     }
 
+    /// Open contacts from the journal whose queue or skills the configuration no longer has
+    /// (a queue removed by a reload and then a restart) keep being routed: their queue comes
+    /// back as a draining queue with the default rules, their skills as plan skills. Nothing
+    /// new can go there.
+    pub fn adopt_orphans<'a>(&mut self, open: impl Iterator<Item = &'a ContactRecord>) {
+        for record in open {
+            if self.plan.queue_id(&record.queue).is_none() {
+                warn!(
+                    contact = record.id,
+                    queue = %record.queue,
+                    "an open contact's queue is not in the configuration; it drains with default rules"
+                );
+                let mut queue = crate::router::QueuePlan::new(record.queue.clone());
+                if let Some(default) = self
+                    .plan
+                    .queue_id(&self.config.routing.default_queue)
+                    .map(|id| self.plan.queue(id).clone())
+                {
+                    queue.sla = default.sla;
+                    queue.offer_timeout = default.offer_timeout;
+                    queue.wrap_up = default.wrap_up;
+                }
+                self.plan.queues.push(queue);
+            }
+            for skill in record.skills.keys() {
+                if self.plan.skill_id(skill).is_none() {
+                    self.plan.skills.push(skill.clone());
+                }
+            }
+        }
+    }
+
     /// True when new contacts may go to this queue: it is in the configuration (a queue a
     /// reload removed still drains, but takes nothing new).
     pub fn takes_queue(&self, name: &str) -> bool {
@@ -227,6 +259,17 @@ pub enum ReloadError {
     /// The router refused the new plan.
     #[error("the router refused the new plan: {0}")]
     Router(#[from] RouterError),
+    /// The new file drops a queue a running mailbox still sends mail to (`[email]` takes
+    /// effect on restart, so its mailboxes keep the queues they had).
+    #[error(
+        "queue {queue:?} is removed but mailbox {mailbox} still sends to it; restart to change [email]"
+    )]
+    MailboxQueue {
+        /// The mailbox address.
+        mailbox: String,
+        /// Its queue.
+        queue: String,
+    },
     /// The router task is gone (shutting down).
     #[error("the daemon is shutting down")]
     Stopped,
@@ -269,6 +312,18 @@ async fn reload_locked(shared: &Shared) -> Result<Reloaded, ReloadError> {
     })
     .await
     .map_err(|_| ReloadError::Stopped)??;
+    if let Some((mailbox, queue)) = shared
+        .email
+        .config
+        .mailboxes
+        .iter()
+        .find(|(_, queue)| !setup.takes_queue(queue))
+    {
+        return Err(ReloadError::MailboxQueue {
+            mailbox: mailbox.clone(),
+            queue: queue.clone(),
+        });
+    }
     let (tx, rx) = oneshot::channel();
     shared
         .router
@@ -470,7 +525,8 @@ pub async fn start(
     .await
     .map_err(|e| DaemonError::Journal(JournalError::Write(e.to_string())))??;
 
-    let setup = Setup::new(settings.config.clone(), None);
+    let mut setup = Setup::new(settings.config.clone(), None);
+    setup.adopt_orphans(replay.open.iter().map(|open| &open.contact));
     let plan = setup.plan.clone();
     let mut router = Router::new(plan.clone());
     let now = unix_ms();

@@ -407,8 +407,15 @@ fn classify(config: Option<&Path>, at: Option<&str>) -> ExitCode {
                 facts.at(&at
                     .clone()
                     .unwrap_or_else(|| jiff::Timestamp::now().to_zoned(zone.clone())));
-                let decision = classifier.classify(&facts);
-                serde_json::json!({"line": n + 1, "decision": decision})
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    classifier.classify(&facts)
+                })) {
+                    Ok(decision) => serde_json::json!({"line": n + 1, "decision": decision}),
+                    Err(_) => {
+                        bad_lines += 1;
+                        serde_json::json!({"line": n + 1, "error": "classification failed on this input"})
+                    }
+                }
             }
         };
         if writeln!(out, "{answer}").is_err() {

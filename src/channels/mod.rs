@@ -72,9 +72,11 @@ pub(crate) fn apply_decision(shared: &Shared, decision: Decision, record: &mut C
             let attributes = payload
                 .entry("attributes")
                 .or_insert_with(|| serde_json::json!({}));
-            if !attributes.is_object() {
+            if attributes.is_null() {
                 *attributes = serde_json::json!({});
             }
+            // Attributes sent as something else than an object (a list, a string) are kept
+            // as sent; the rules' attributes are then only in the explanation.
             if let Some(map) = attributes.as_object_mut() {
                 for (key, value) in &decision.attributes {
                     map.insert(key.clone(), serde_json::Value::String(value.clone()));

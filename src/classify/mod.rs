@@ -12,8 +12,10 @@
 //!
 //! What the intake said explicitly wins over a rule for single values: a webhook that names a
 //! queue or a priority, or a chat menu option that picks a queue, is a deliberate choice by an
-//! integration the center configured, so rules add skills, tags and priority boosts on top but
-//! do not move it. Rules decide the queue for everything else (free-text chat, mail to a
+//! integration the center configured, so rules add tags, attributes and priority boosts on top
+//! but do not move it; a rule that names a queue of its own then applies none of its routing
+//! (queue, skills, SLA, preferred agent), which belongs to that queue. Rules without a queue
+//! (a language rule adding a skill) apply in full. Rules decide the queue for everything else (free-text chat, mail to a
 //! mailbox whose queue is only a default, webhooks that leave the queue out); a rule condition
 //! can read the requested queue as `queue` ("" when none).
 //!
@@ -194,13 +196,19 @@ impl Classifier {
         };
         Signals {
             language: signals::language_with(&self.languages, truncate(&text, LANGUAGE_TEXT_LIMIT)),
-            intent: self.intents.as_ref().map(|model| {
-                let (name, confidence) = model.classify(&text);
-                DetectedIntent {
-                    name: name.to_owned(),
-                    confidence: f64::from(confidence),
-                }
-            }),
+            // No words, no intent: an empty chat or an attachment-only mail must not get the
+            // model's arbitrary pick for a zero vector.
+            intent: self
+                .intents
+                .as_ref()
+                .filter(|_| text.chars().any(char::is_alphanumeric))
+                .map(|model| {
+                    let (name, confidence) = model.classify(&text);
+                    DetectedIntent {
+                        name: name.to_owned(),
+                        confidence: f64::from(confidence),
+                    }
+                }),
             sentiment: signals::sentiment(&text),
         }
     }

@@ -226,7 +226,11 @@ fn number_literal(e: &Expression) -> Option<(f64, bool)> {
         Expr::Literal(Val::Double(d)) => Some((*d, true)),
         Expr::Literal(Val::Int(i)) => Some((*i as f64, false)),
         Expr::Call(call) if call.func_name == "-_" && call.args.len() == 1 => {
-            number_literal(&call.args[0]).map(|(v, double)| (-v, double))
+            match &call.args[0].expr {
+                // cel-interpreter negates the i64 itself: leave its overflow to it.
+                Expr::Literal(Val::Int(i)) => i.checked_neg().map(|n| (n as f64, false)),
+                _ => number_literal(&call.args[0]).map(|(v, double)| (-v, double)),
+            }
         }
         _ => None,
     }

@@ -193,6 +193,11 @@ pub struct Outcome {
     /// Rules whose condition failed at run time, with why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<RuleFailure>,
+    /// Matched rules that name a queue while the intake named its own: their queue, skills,
+    /// SLA policy and preferred agent belong to that queue and were not applied (their tags,
+    /// attributes and priority raise were).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routing_kept_from_intake: Vec<String>,
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -240,23 +245,37 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let keywords = (!literals.keywords.is_empty()).then(|| {
+        // Keywords are lowercase and the text is lowered before the pass (ASCII only, so
+        // offsets stay those of the original): a case-sensitive automaton keeps the SIMD
+        // prefilter that an ASCII-case-insensitive one loses, several times faster. Should the
+        // automaton or the pattern set not build (beyond their size limits), every keyword or
+        // pattern falls back to being searched on its own: slower, never wrong.
+        let keywords = if literals.keywords.is_empty() {
+            None
+        } else {
             AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
                 .build(&literals.keywords)
-                .expect("a few thousand short keywords fit the automaton")
-        });
-        let index: HashMap<String, usize> = literals
-            .keywords
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i))
-            .collect();
-        let pattern_order: Vec<String> = literals.patterns.keys().cloned().collect();
-        let patterns = (!pattern_order.is_empty()).then(|| {
-            regex::RegexSet::new(&pattern_order).expect("every pattern compiled on its own")
-        });
+                .ok()
+        };
+        let index: HashMap<String, usize> = match keywords {
+            Some(_) => literals
+                .keywords
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), i))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let patterns = if literals.patterns.is_empty() {
+            None
+        } else {
+            regex::RegexSet::new(literals.patterns.keys()).ok()
+        };
+        let pattern_order: Vec<String> = match patterns {
+            Some(_) => literals.patterns.keys().cloned().collect(),
+            None => Vec::new(),
+        };
         for rule in &mut rules {
             rule.quick = quick::compile(&rule.condition, &|k| index.get(k).copied(), &|p| {
                 pattern_order.iter().position(|q| q == p)
@@ -349,7 +368,19 @@ impl RuleSet {
                         scope.add_variable_from_value("tags", Value::List(Arc::new(tags)));
                         scope_tags = outcome.tags.len();
                     }
-                    Value::resolve(&rule.condition, scope)
+                    // A panic inside cel-interpreter (it has `todo!()`s for some shapes on
+                    // some values) is this rule's failure on this contact, not the end of
+                    // classification.
+                    let scope = &*scope;
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        Value::resolve(&rule.condition, scope)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(ExecutionError::function_error(
+                            "when",
+                            "the CEL interpreter failed on this input",
+                        ))
+                    })
                 }
             };
             match verdict {
@@ -370,7 +401,7 @@ impl RuleSet {
                     continue;
                 }
             }
-            apply(&rule.spec, &mut outcome);
+            apply(&rule.spec, &mut outcome, !facts.queue.is_empty());
             if !rule.spec.keep_going {
                 break;
             }
@@ -414,7 +445,8 @@ impl RuleSet {
         };
         let mut hits = vec![0u8; automaton.patterns_len().div_ceil(8)];
         for text in [facts.subject, facts.body] {
-            for m in automaton.find_overlapping_iter(text) {
+            let lowered = text.to_ascii_lowercase();
+            for m in automaton.find_overlapping_iter(&lowered) {
                 if at_word_boundaries(text, m.start(), m.end()) {
                     let i = m.pattern().as_usize();
                     hits[i / 8] |= 1 << (i % 8);
@@ -451,22 +483,8 @@ fn parse(source: &str) -> Result<Expression, String> {
 }
 
 /// Applies one matched rule's actions.
-fn apply(spec: &RuleSpec, outcome: &mut Outcome) {
+fn apply(spec: &RuleSpec, outcome: &mut Outcome, intake_named_queue: bool) {
     outcome.matched.push(spec.name.clone());
-    if let Some(queue) = &spec.queue {
-        outcome.queue = Some(queue.clone());
-    }
-    for (skill, &level) in &spec.skills {
-        let entry = outcome.skills.entry(skill.clone()).or_insert(level);
-        *entry = (*entry).max(level);
-    }
-    if let Some(priority) = spec.priority {
-        outcome.priority = Some(priority);
-    }
-    outcome.raise_priority = outcome.raise_priority.saturating_add(spec.raise_priority);
-    if let Some(sla) = &spec.sla {
-        outcome.sla = Some(sla.clone());
-    }
     for tag in &spec.tags {
         if !outcome.tags.contains(tag) {
             outcome.tags.push(tag.clone());
@@ -474,6 +492,27 @@ fn apply(spec: &RuleSpec, outcome: &mut Outcome) {
     }
     for (key, value) in &spec.set {
         outcome.attributes.insert(key.clone(), value.clone());
+    }
+    outcome.raise_priority = outcome.raise_priority.saturating_add(spec.raise_priority);
+    if let Some(priority) = spec.priority {
+        outcome.priority = Some(priority);
+    }
+    // A rule's skills, SLA and preferred agent go with its queue: "technical questions go to
+    // support with technical 3" must not ask for technical 3 in billing, where the intake sent
+    // the contact.
+    if spec.queue.is_some() && intake_named_queue {
+        outcome.routing_kept_from_intake.push(spec.name.clone());
+        return;
+    }
+    if let Some(queue) = &spec.queue {
+        outcome.queue = Some(queue.clone());
+    }
+    for (skill, &level) in &spec.skills {
+        let entry = outcome.skills.entry(skill.clone()).or_insert(level);
+        *entry = (*entry).max(level);
+    }
+    if let Some(sla) = &spec.sla {
+        outcome.sla = Some(sla.clone());
     }
     if let Some(agent) = &spec.preferred_agent {
         outcome.preferred_agent = Some(agent.clone());
@@ -489,16 +528,17 @@ fn at_word_boundaries(text: &str, start: usize, end: usize) -> bool {
 
 /// Case-insensitive whole-word search of `needle` in `haystack`, for keywords that are not
 /// literals (the slow path; literals go through the automaton).
-fn mentions(haystack: &str, needle: &str) -> bool {
+/// `lowered` is the haystack after `to_ascii_lowercase`, done once by the caller however many
+/// words it looks for.
+fn mentions(lowered: &str, needle: &str) -> bool {
     let needle = needle.trim();
     if needle.is_empty() {
         return false;
     }
-    let lower = haystack.to_ascii_lowercase();
     let needle = needle.to_ascii_lowercase();
-    lower
+    lowered
         .match_indices(&needle)
-        .any(|(start, m)| at_word_boundaries(&lower, start, start + m.len()))
+        .any(|(start, m)| at_word_boundaries(lowered, start, start + m.len()))
 }
 
 /// Literal keywords and regex patterns gathered from every condition.
@@ -574,13 +614,12 @@ impl Literals {
                 EntryExpr::StructField(f) => self.gather(&f.value),
             }),
             Expr::Select(select) => self.gather(&select.operand),
-            Expr::Struct(s) => s.entries.iter().try_for_each(|entry| match &entry.expr {
-                EntryExpr::MapEntry(m) => {
-                    self.gather(&m.key)?;
-                    self.gather(&m.value)
-                }
-                EntryExpr::StructField(f) => self.gather(&f.value),
-            }),
+            // cel-interpreter cannot evaluate message construction (`Foo{a: 1}`): refused at
+            // load rather than failing on every contact.
+            Expr::Struct(s) => Err(format!(
+                "message construction ({}{{...}}) is not supported",
+                s.type_name
+            )),
             Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => Ok(()),
         }
     }
@@ -634,18 +673,24 @@ fn root_context(
                         Value::Bytes(hits) => hits,
                         _ => Arc::new(Vec::new()),
                     };
-                    let message = ftx.ptx.get_variable(MESSAGE)?;
+                    let message = OnceCell::new();
+                    let lowered = || {
+                        message.get_or_init(|| match ftx.ptx.get_variable(MESSAGE) {
+                            Ok(Value::String(m)) => m.to_ascii_lowercase(),
+                            _ => String::new(),
+                        })
+                    };
                     words.iter().any(|w| {
                         match keywords.get(w.trim().to_ascii_lowercase().as_str()) {
                             Some(&i) => hits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0),
-                            None => match &message {
-                                Value::String(m) => mentions(m, w),
-                                _ => false,
-                            },
+                            None => mentions(lowered(), w),
                         }
                     })
                 }
-                Some(text) => words.iter().any(|w| mentions(&text, w)),
+                Some(text) => {
+                    let lowered = text.to_ascii_lowercase();
+                    words.iter().any(|w| mentions(&lowered, w))
+                }
             };
             Ok(Value::Bool(found))
         },

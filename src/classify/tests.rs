@@ -147,20 +147,39 @@ fn an_explicit_intake_queue_and_priority_win_over_rules_but_boosts_still_add() {
             [[rules]]
             name = "urgent"
             when = 'keyword("urgent")'
+            continue = true
             queue = "vip"
+            skills = { vip_care = 5 }
+            sla = "vip"
             priority = 50
             raise_priority = 3
+            tags = ["urgent"]
+            [[rules]]
+            name = "spanish"
+            when = 'keyword("factura")'
+            skills = { spanish = 3 }
             "#,
         ),
         &Intake {
             queue: Some("billing"),
             priority: Some(1),
-            ..intake("URGENT", "urgent invoice question")
+            ..intake("URGENT", "urgent invoice question, factura")
         },
     );
     assert_eq!(decision.queue, "billing");
     assert_eq!(decision.explanation.queue_from, "intake");
     assert_eq!(decision.priority, 4);
+    assert_eq!(decision.tags, ["urgent"], "tags still apply");
+    assert_eq!(
+        decision.skills,
+        BTreeMap::from([("spanish".to_owned(), 3)]),
+        "the vip rule's skills stay with the vip queue; a rule without a queue applies"
+    );
+    assert_eq!(decision.sla, None);
+    assert_eq!(
+        decision.explanation.rules.routing_kept_from_intake,
+        ["urgent"]
+    );
 }
 
 #[test]
@@ -304,6 +323,7 @@ fn compile_errors_name_every_bad_rule_with_its_position() {
         ("bad-regex", r#"regex("([unclosed")"#),
         ("keyword-arity", r#"keyword("a", "b", "c")"#),
         ("empty-keyword", r#"keyword("")"#),
+        ("struct", r#"Foo{a: 1} == channel"#),
     ]
     .into_iter()
     .map(|(name, when)| RuleSpec {
@@ -320,11 +340,17 @@ fn compile_errors_name_every_bad_rule_with_its_position() {
         preferred_agent: None,
     })
     .collect();
-    let errors = RuleSet::compile(&specs).expect_err("four rules are bad");
+    let errors = RuleSet::compile(&specs).expect_err("five rules are bad");
     let names: Vec<&str> = errors.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(
         names,
-        ["syntax", "bad-regex", "keyword-arity", "empty-keyword"]
+        [
+            "syntax",
+            "bad-regex",
+            "keyword-arity",
+            "empty-keyword",
+            "struct"
+        ]
     );
     assert_eq!(errors[0].index, 1);
     assert!(
@@ -362,6 +388,11 @@ fn intent_and_its_confidence_reach_the_rules() {
     let intent = decision.explanation.signals.intent.as_ref().expect("model");
     assert_eq!(intent.name, "refund");
     assert_eq!(decision.queue, "billing");
+    let empty = classifier.classify(&intake("", "  "));
+    assert_eq!(
+        empty.explanation.signals.intent, None,
+        "no words, no intent (not the model's pick for a zero vector)"
+    );
 }
 
 #[test]

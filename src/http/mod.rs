@@ -469,7 +469,13 @@ async fn list_agents(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> A
 /// configuration unchanged.
 async fn post_reload(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult {
     require_admin(&shared, &headers)?;
-    match crate::daemon::reload(&shared).await {
+    // In a task of its own: a client that hangs up must not cancel a reload between the
+    // router's switch and the setup's.
+    let reloading = shared.clone();
+    let result = tokio::spawn(async move { crate::daemon::reload(&reloading).await })
+        .await
+        .unwrap_or(Err(crate::daemon::ReloadError::Stopped));
+    match result {
         Ok(done) => Ok(axum::Json(json!({"status": "reloaded", "reloaded": done})).into_response()),
         Err(crate::daemon::ReloadError::Stopped) => {
             Err(ApiError::unavailable("the daemon is shutting down"))
@@ -549,10 +555,18 @@ pub fn new_contact_from_record(
         arrived_at: record.arrived_at,
         preferred_agent: record.preferred_agent.as_deref().map(AgentId::new),
         announce_position: matches!(channel, Channel::Chat | Channel::Voice),
-        // A policy that a reload removed falls back to the queue's: the contact stays routable.
-        sla: record
-            .sla
-            .as_deref()
-            .and_then(|name| plan.sla_policy_id(name)),
+        // A policy that is gone (removed, then a restart) falls back to the queue's: the
+        // contact stays routable.
+        sla: record.sla.as_deref().and_then(|name| {
+            let id = plan.sla_policy_id(name);
+            if id.is_none() {
+                tracing::warn!(
+                    contact = record.id,
+                    policy = name,
+                    "the contact's SLA policy is not in the configuration; it gets its queue's"
+                );
+            }
+            id
+        }),
     })
 }

@@ -361,9 +361,11 @@ pub enum RouterError {
     /// Completion of a contact that no agent holds.
     #[error("contact {0} is not assigned to an agent")]
     NotAssigned(ContactId),
-    /// A new plan that would renumber what the router holds: it must keep every skill and
-    /// queue of the current plan at its id (new ones go after them).
-    #[error("the new plan renumbers {0}; skills and queues may only be added at the end")]
+    /// A new plan that would renumber what the router holds: it must keep every skill, queue
+    /// and SLA policy of the current plan at its id (new ones go after them).
+    #[error(
+        "the new plan renumbers {0}; skills, queues and SLA policies may only be added at the end"
+    )]
     PlanRenumbers(String),
 }
 
@@ -582,6 +584,14 @@ impl Router {
                 self.plan.queues[i].name
             )));
         }
+        if let Some(i) = (0..self.plan.sla_policies.len()).find(|&i| {
+            plan.sla_policies.get(i).map(|p| &p.name) != Some(&self.plan.sla_policies[i].name)
+        }) {
+            return Err(RouterError::PlanRenumbers(format!(
+                "SLA policy {:?}",
+                self.plan.sla_policies[i].name
+            )));
+        }
         let (queues, skills) = (plan.queues.len(), plan.skills.len());
         self.plan = plan;
         // Cached entry classes were computed from the old queue requirements.
@@ -592,7 +602,9 @@ impl Router {
         let waiting: Vec<ContactId> = self
             .contacts
             .iter()
-            .filter(|(_, c)| c.next_step_at.is_some())
+            .filter(|(_, c)| {
+                c.next_step_at.is_some() || matches!(c.whereabouts, Whereabouts::Waiting { .. })
+            })
             .map(|(&id, _)| id)
             .collect();
         for id in waiting {

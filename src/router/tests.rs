@@ -1216,3 +1216,74 @@ fn a_reject_is_for_good_even_for_a_lone_agent() {
     assert!(offers(&desk.at(3_600_000)).is_empty());
     assert_eq!(desk.status(1), ContactStatus::Waiting);
 }
+
+#[test]
+fn a_new_plan_keeps_waiting_contacts_and_times_their_new_escalation_steps() {
+    let mut desk = Desk::new(plan());
+    desk.contact(1, BILLING_Q, Channel::Email);
+    assert_eq!(desk.status(1), ContactStatus::Waiting);
+
+    // The reload gives billing an overflow to support after a minute; the contact has
+    // waited 40 s already.
+    desk.at(40_000);
+    let mut reloaded = plan();
+    reloaded.queues[1].escalation = vec![EscalationStep {
+        after: 60_000,
+        overflow_to: Some(SUPPORT),
+        ..EscalationStep::default()
+    }];
+    reloaded.skills.push("french".into());
+    reloaded.queues.push(QueuePlan::new("french"));
+    desk.router.update_plan(reloaded).expect("ids kept");
+    assert_eq!(desk.status(1), ContactStatus::Waiting, "still in line");
+    assert!(desk.at(59_000).is_empty(), "not before its minute");
+    let actions = desk.at(60_000);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Escalated {
+                contact: ContactId(1),
+                queue: SUPPORT,
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+
+    // The new queue and skill work for new contacts.
+    desk.login("amelie", &[(SkillId(4), 5)], [0, 0, 5, 0, 0, 0]);
+    let actions = desk.contact(2, QueueId(2), Channel::Email);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Offer {
+                contact: ContactId(2),
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_plan_that_renumbers_queues_skills_or_sla_policies_is_refused() {
+    let mut base = plan();
+    base.sla_policies = vec![QueuePlan::new("x").sla];
+    let mut router = Router::new(base.clone());
+    let mut swapped = base.clone();
+    swapped.queues.swap(0, 1);
+    assert!(matches!(
+        router.update_plan(swapped),
+        Err(RouterError::PlanRenumbers(_))
+    ));
+    let mut fewer = base.clone();
+    fewer.skills.pop();
+    assert!(router.update_plan(fewer).is_err());
+    let mut no_policies = base.clone();
+    no_policies.sla_policies.clear();
+    assert!(router.update_plan(no_policies).is_err());
+    assert!(
+        router.update_plan(base).is_ok(),
+        "the same plan again is fine"
+    );
+}
