@@ -276,19 +276,20 @@ fn classify_2kb(c: &mut Criterion) {
             .filter_map(|c| whatlang::Lang::from_code(*c))
             .collect(),
     );
-    group.bench_function("language_shipped_list_400_bytes", |b| {
+    group.bench_function("language_shipped_list_200_bytes", |b| {
         b.iter(|| {
             std::hint::black_box(switchboard::classify::signals::language_with(
                 &shipped, short,
             ))
         })
     });
-    group.bench_function("sentiment", |b| {
+    group.bench_function("sentiment_1000_bytes", |b| {
         b.iter(|| std::hint::black_box(switchboard::classify::signals::sentiment(head)))
     });
     let model = classifier.intent_model().expect("demo model");
-    group.bench_function("intent", |b| {
-        b.iter(|| std::hint::black_box(model.classify(head)))
+    let intent_head = &body[..switchboard::classify::INTENT_TEXT_LIMIT];
+    group.bench_function("intent_500_bytes", |b| {
+        b.iter(|| std::hint::black_box(model.classify(intent_head)))
     });
     group.bench_function("signals_only", |b| {
         b.iter(|| std::hint::black_box(classifier.signals(intake.subject, intake.body)))

@@ -19,9 +19,12 @@
 //! mailbox whose queue is only a default, webhooks that leave the queue out); a rule condition
 //! can read the requested queue as `queue` ("" when none).
 //!
-//! Signals read the subject and the first [`SIGNAL_TEXT_LIMIT`] bytes of the body: the intent
-//! and tone of a customer message are in its opening lines, and a 1 MB pasted log must not
-//! cost milliseconds of n-gram hashing. Rules' `keyword` and `regex` see the whole text.
+//! Signals read the head of the text: sentiment the subject and the first
+//! [`SIGNAL_TEXT_LIMIT`] bytes of the body, intent the first [`INTENT_TEXT_LIMIT`] bytes of
+//! that, language the first [`LANGUAGE_TEXT_LIMIT`]. The intent and tone of a customer
+//! message are in its opening lines, a 1 MB pasted log must not cost milliseconds, and the
+//! per-byte costs differ (measured in docs/performance.md: language detection is the most
+//! expensive by far). Rules' `keyword` and `regex` see the whole text.
 
 pub mod intent;
 mod quick;
@@ -34,11 +37,14 @@ use intent::IntentModel;
 use rules::{Facts, Outcome, RuleSet};
 use signals::{Language, Sentiment};
 
-/// Bytes of the body that intent and sentiment read.
+/// Bytes of the body that sentiment reads (with the subject).
 pub const SIGNAL_TEXT_LIMIT: usize = 1_000;
-/// Bytes of the text (subject and body) that language detection reads: a few sentences tell
-/// a language apart reliably, and detection costs about 0.15 µs a byte.
-pub const LANGUAGE_TEXT_LIMIT: usize = 400;
+/// Bytes of the text (subject and body) the intent model reads: customers state what they
+/// want first, and the model was trained on messages of a sentence or two.
+pub const INTENT_TEXT_LIMIT: usize = 500;
+/// Bytes of the text (subject and body) that language detection reads: two or three
+/// sentences tell a language apart, and detection costs a few tenths of a microsecond a byte.
+pub const LANGUAGE_TEXT_LIMIT: usize = 200;
 
 /// A contact as classification sees it.
 #[derive(Clone, Debug, Default)]
@@ -203,7 +209,7 @@ impl Classifier {
                 .as_ref()
                 .filter(|_| text.chars().any(char::is_alphanumeric))
                 .map(|model| {
-                    let (name, confidence) = model.classify(&text);
+                    let (name, confidence) = model.classify(truncate(&text, INTENT_TEXT_LIMIT));
                     DetectedIntent {
                         name: name.to_owned(),
                         confidence: f64::from(confidence),

@@ -255,6 +255,7 @@ impl RuleSet {
         } else {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::Standard)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(&literals.keywords)
                 .ok()
         };
