@@ -84,6 +84,11 @@ async function sees(locator, text) {
   await locator.filter({ hasText: text }).first().waitFor();
 }
 
+/** With SWITCHBOARD_SCREENSHOTS set, a picture of a page mid-way, for people to look at. */
+async function snap(page, name) {
+  if (process.env.SWITCHBOARD_SCREENSHOTS) await page.screenshot({ path: join(out, `${name}.png`) });
+}
+
 async function postContact(contact) {
   const answer = await fetch(`${base}/v1/contacts`, {
     method: 'POST',
@@ -183,6 +188,8 @@ async function run(browser) {
   await sees(chat.locator('#conversation li').filter({ hasText: 'Chen Example' }), 'Unplug it for 10 s.');
   await sees(panel.locator('.conversation li.mine'), 'Unplug it for 10 s.');
   await sees(panel.locator('.sla'), 'First response given');
+  await snap(agent, 'agent-in-a-chat');
+  await snap(chat, 'chat-with-an-agent');
 
   step = 'the customer ends the chat and rates it';
   await chat.getByRole('button', { name: 'End chat' }).click();
@@ -255,6 +262,16 @@ async function run(browser) {
   await sees(agent.locator('#state-pill'), 'Available');
   check(agentLink.connections >= 2, 'the desk did not open a new connection');
   await sees(wall.locator('#states section[data-state="available"]'), 'Chen Example');
+
+  step = 'one script tag puts the chat on another site';
+  const site = await open(browser, 'widget', '/healthz');
+  await site.setContent(`<!doctype html><html lang="en"><title>Shop</title><body><h1>A shop</h1>
+    <script src="${base}/chat/widget.js"></script></body></html>`);
+  await site.getByRole('button', { name: 'Chat with us' }).click();
+  const widget = site.frameLocator('iframe[title="Chat with us"]');
+  await widget.getByLabel('Your name').waitFor();
+  await sees(widget.getByRole('heading', { level: 1 }), 'Chat with us');
+  await sees(site.getByRole('button', { name: 'Close chat' }), 'Close chat');
 
   step = 'no page broke its content security policy or threw';
   check(problems.length === 0, problems.join('; '));
