@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::channels::email::{self, EmailChannel};
 use crate::config::Config;
-use crate::gateway::{ContactSummary, ServerMessage};
+use crate::gateway::{ContactSummary, ServerMessage, SlaDeadlines};
 use crate::journal::{ContactRecord, Journal, JournalError, JournalOptions, Record};
 use crate::metrics as m;
 use crate::model::{AgentId, AgentProfile, Channel, ContactId, Millis, NewContact};
@@ -1059,6 +1059,11 @@ impl RouterTask {
             Some(n) => body.chars().take(n).collect(),
             None => body.to_string(),
         };
+        let sla = view.as_ref().map(|v| SlaDeadlines {
+            first_response_due: v.first_response_due,
+            responded: v.responded,
+            resolution_due: v.resolution_due,
+        });
         Some(ContactSummary {
             id: id.to_string(),
             channel: record.channel.clone(),
@@ -1078,6 +1083,7 @@ impl RouterTask {
                 .get("customer")
                 .filter(|c| !c.is_null())
                 .cloned(),
+            sla,
         })
     }
 

@@ -16,7 +16,8 @@
 //!     `POST /v1/email/inbound`, parsing with mail-parser, threading, the outbox and lettre;
 //!   - `channels/chat/`: the customer chat websocket, its menu, resume and survey.
 //! - [`journal`]: durability; SQLite in WAL mode, one writer thread with group commit, replay.
-//! - [`http`]: the one HTTP listener: webhook intake, admin API, health, metrics.
+//! - [`http`]: the one HTTP listener: webhook intake, admin API, health, metrics, and the web
+//!   pages (`http/pages.rs`: agent desktop, chat widget, wallboard; their files are in `web/`).
 //! - [`gateway`]: the agent websocket protocol and its sessions.
 //! - [`notify`]: callback webhooks for contacts' lifecycle events.
 //! - [`metrics`]: every metric name, unit and help text.

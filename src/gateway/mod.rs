@@ -94,6 +94,21 @@ pub struct ContactSummary {
     /// Customer details as received.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer: Option<serde_json::Value>,
+    /// The contact's SLA deadlines, so a client can count them down (the agent desktop does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<SlaDeadlines>,
+}
+
+/// A contact's SLA deadlines as an agent sees them, in Unix milliseconds like the HTTP API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlaDeadlines {
+    /// When the first response is due.
+    pub first_response_due: u64,
+    /// True once the first response was given (that deadline no longer runs).
+    pub responded: bool,
+    /// When the contact should be resolved; absent when the policy has no resolution target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_due: Option<u64>,
 }
 
 /// Server -> agent.

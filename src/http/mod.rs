@@ -1,4 +1,5 @@
-//! The one HTTP listener: webhook intake, admin API, the agent websocket, health and metrics.
+//! The one HTTP listener: webhook intake, admin API, the agent websocket, health and metrics,
+//! and the web pages (agent desktop, chat widget, wallboard; see `pages`).
 //!
 //! Errors are always JSON, `{"error":{"code":"...","message":"..."}}`, with the status a client
 //! can act on: 400 malformed, 401 credentials or signature, 404, 409, 413, 415, 422 unknown
@@ -6,6 +7,7 @@
 
 mod email;
 mod intake;
+mod pages;
 
 use std::sync::Arc;
 
@@ -108,6 +110,7 @@ pub fn app(shared: Arc<Shared>) -> HttpRouter {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_page))
+        .merge(pages::routes())
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

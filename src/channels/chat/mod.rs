@@ -194,6 +194,17 @@ pub struct ChatRoom {
     tokens: DashMap<String, u64>,
     /// Chats open per remote address.
     per_address: DashMap<std::net::IpAddr, usize>,
+    /// Post-chat ratings per queue since start, for the wallboard (the journal keeps each one).
+    ratings: DashMap<String, RatingTally>,
+}
+
+/// Post-chat ratings of one queue since the daemon started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RatingTally {
+    /// How many ratings.
+    pub count: u64,
+    /// The sum of their scores (1-5 each), for the average.
+    pub score_sum: u64,
 }
 
 impl ChatRoom {
@@ -350,6 +361,21 @@ impl ChatRoom {
             *count = count.saturating_sub(1);
         }
         self.per_address.remove_if(&address, |_, count| *count == 0);
+    }
+
+    /// Counts a stored rating of a chat of `queue`.
+    pub fn count_rating(&self, queue: &str, score: u8) {
+        let mut tally = self.ratings.entry(queue.to_owned()).or_default();
+        tally.count += 1;
+        tally.score_sum += u64::from(score);
+    }
+
+    /// Ratings counted per queue since start.
+    pub fn ratings(&self) -> Vec<(String, RatingTally)> {
+        self.ratings
+            .iter()
+            .map(|entry| (entry.key().clone(), *entry.value()))
+            .collect()
     }
 
     /// Open conversations.

@@ -673,6 +673,7 @@ async fn in_chat(
                 ));
             }
             let queue = room.queue(contact).unwrap_or_default();
+            room.count_rating(&queue, score);
             metrics::counter!(m::CSAT_RATINGS, "queue" => queue, "score" => score.to_string())
                 .increment(1);
             room.tell(contact, ChatFrame::Rated);
