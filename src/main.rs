@@ -11,6 +11,7 @@
 //!   (127.0.0.1:8080), `SWITCHBOARD_DATA_DIR` (./data), `SWITCHBOARD_ADMIN_TOKEN`,
 //!   `SWITCHBOARD_WEBHOOK_SECRET`. Without `--config` and without `config/switchboard.toml` in
 //!   the working directory it runs on the configuration built into the binary.
+//!   `SWITCHBOARD_LOG_FORMAT=json` logs one JSON object a line; `RUST_LOG` filters.
 //!
 //! - `simulate` and `staffing`: the simulator and the Erlang C/A staffing calculator; their
 //!   arguments and output live in `switchboard::sim::cli`.
@@ -625,13 +626,29 @@ fn load_for_serve(path: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
+/// Log output for `serve`: human-readable lines by default, one JSON object a line with
+/// `SWITCHBOARD_LOG_FORMAT=json` (journald, Loki, Elasticsearch index it field by field:
+/// `contact`, `queue`, `channel`, `agent`). `RUST_LOG` filters either way (default `info`;
+/// `switchboard=debug` adds a line per contact event).
+fn init_logs() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match std::env::var("SWITCHBOARD_LOG_FORMAT").as_deref() {
+        Ok("json") => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .init(),
+        Ok("text" | "") | Err(_) => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        Ok(other) => anyhow::bail!("SWITCHBOARD_LOG_FORMAT={other:?}: expected text or json"),
+    }
+    Ok(())
+}
+
 fn serve(settings: switchboard::daemon::Settings) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logs()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
