@@ -16,6 +16,9 @@
 //! - `simulate` and `staffing`: the simulator and the Erlang C/A staffing calculator; their
 //!   arguments and output live in `switchboard::sim::cli`.
 //!
+//! - `status`: a one-screen summary of a running daemon from its admin API (see
+//!   `switchboard::status`).
+//!
 //! - `loadgen`: drives a running daemon with agents on the websocket and contacts on the intake,
 //!   and reports throughput and latency, optionally next to an in-process HTTP baseline (see
 //!   `switchboard::loadgen` and docs/performance.md).
@@ -79,6 +82,18 @@ enum Command {
         /// `email.relay`).
         #[arg(long, env = "SWITCHBOARD_SMTP_RELAY", hide_env_values = true)]
         smtp_relay: Option<String>,
+    },
+    /// One screen about a running daemon, from its admin API: queues with waiting contacts,
+    /// oldest wait and service level; agents by state.
+    ///
+    /// Exits 0 with the summary, 1 when the daemon cannot be reached or refuses.
+    Status {
+        /// The daemon (plain http://host:port).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Admin bearer token.
+        #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
     /// Validate a config file and print a summary, or every problem found.
     ///
@@ -483,6 +498,7 @@ fn main() -> ExitCode {
             print_evaluation(report, format)
         }
         Command::Classify { config, at } => classify(config.as_deref(), at.as_deref()),
+        Command::Status { url, admin_token } => status(&url, admin_token.as_deref()),
         Command::Simulate(args) => print_or_fail(switchboard::sim::cli::simulate(&args)),
         Command::Staffing(args) => print_or_fail(switchboard::sim::cli::staffing(&args)),
         Command::Loadgen(args) => loadgen(args),
@@ -721,6 +737,31 @@ fn loadgen(args: LoadgenArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `switchboard status`: fetches and prints the summary.
+fn status(url: &str, admin_token: Option<&str>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let admin_token = admin_token.filter(|t| !t.is_empty());
+    match runtime.block_on(switchboard::status::fetch(url, admin_token)) {
+        Ok(status) => {
+            print!("{}", status.render());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

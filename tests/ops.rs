@@ -785,3 +785,75 @@ async fn traffic(daemon: &Serving, config: &Path) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn status_summarizes_a_running_daemon() {
+    let dir = TempDir::new("ops-status");
+    let daemon = Serving::start(&dir.0, &[("SWITCHBOARD_ADMIN_TOKEN", "admin-secret")], &[]);
+    let addr = daemon.addr;
+    // Two VIP calls nobody connected can take, and alice logged in (no VIP skill).
+    for _ in 0..2 {
+        let body = json!({"channel": "voice", "queue": "vip", "body": "..."}).to_string();
+        let (status, _) = http(addr, "POST", "/v1/contacts", &[JSON], &body).await;
+        assert_eq!(status, 202);
+    }
+    let mut alice = common::agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let url = format!("http://{addr}");
+    let run = |token: Option<&'static str>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+            command
+                .args(["status", "--url", &url])
+                .env_remove("SWITCHBOARD_ADMIN_TOKEN");
+            if let Some(token) = token {
+                command.args(["--admin-token", token]);
+            }
+            command.output().expect("status runs")
+        })
+    };
+    let output = run(Some("admin-secret")).await.expect("join");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let vip: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("vip "))
+        .unwrap_or_else(|| panic!("no vip line:\n{text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(vip[1], "2", "two waiting in vip:\n{text}");
+    assert!(vip[3].ends_with('s'), "an oldest wait in seconds:\n{text}");
+    for queue in ["sales", "support", "billing"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(queue)),
+            "{queue} missing:\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("total") && l.split_whitespace().nth(1) == Some("2")),
+        "{text}"
+    );
+    assert!(
+        text.contains("AGENTS 5: available 1, busy 0, wrap_up 0, away 0, offline 4"),
+        "{text}"
+    );
+    assert!(text.lines().count() < 25, "more than a screen:\n{text}");
+
+    // Without the token: refused, and the command says what to do.
+    let output = run(None).await.expect("join");
+    assert_eq!(output.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("401") && error.contains("--admin-token"),
+        "{error}"
+    );
+    drop(alice);
+}
