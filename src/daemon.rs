@@ -20,7 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::channels::email::{self, EmailChannel};
 use crate::config::Config;
@@ -589,7 +589,13 @@ pub async fn start(
                     replayed += 1;
                 }
             }
-            Err(e) => warn!(contact = record.id, error = %e, "cannot replay contact"),
+            Err(e) => warn!(
+                contact = record.id,
+                queue = %record.queue,
+                channel = %record.channel,
+                error = %e,
+                "cannot replay contact"
+            ),
         }
     }
     router.drain_actions().for_each(drop);
@@ -816,6 +822,7 @@ impl RouterTask {
                 let id = contact.id;
                 let result = self.router.handle(now, Event::ContactQueued(contact));
                 if result.is_ok() {
+                    self.log_contact(id, None, None, "contact queued");
                     self.callback(id, "queued", serde_json::Value::Null);
                 }
                 let _ = reply.send(result);
@@ -1042,6 +1049,38 @@ impl RouterTask {
         }
     }
 
+    /// A debug line about a contact, with its id, queue and channel, so that one search for a
+    /// contact finds its whole story. Never its body or customer: those are personal data.
+    /// `queue` overrides the router's view (gone once the contact has left).
+    fn log_contact(
+        &self,
+        contact: ContactId,
+        queue: Option<String>,
+        agent: Option<&AgentId>,
+        event: &str,
+    ) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let record = self.shared.contacts.get(&contact.0).map(|r| r.clone());
+        let queue = queue
+            .or_else(|| {
+                self.router
+                    .contact(contact)
+                    .map(|c| self.queue_name(c.queue))
+            })
+            .or_else(|| record.as_ref().map(|r| r.queue.clone()))
+            .unwrap_or_default();
+        let channel = record.map(|r| r.channel.clone()).unwrap_or_default();
+        debug!(
+            contact = contact.0,
+            %queue,
+            %channel,
+            agent = agent.map(AgentId::as_str),
+            "{event}"
+        );
+    }
+
     fn queue_name(&self, q: crate::model::QueueId) -> String {
         self.router.plan().queue(q).name.clone()
     }
@@ -1164,6 +1203,7 @@ impl RouterTask {
                     ..
                 } => {
                     self.status(contact, "offered", Some(&agent));
+                    self.log_contact(contact, None, Some(&agent), "offer made");
                     if let Some(summary) = self.summary(contact, Some(200)) {
                         let offer = ServerMessage::Offer {
                             offer_id: contact.to_string(),
@@ -1188,6 +1228,7 @@ impl RouterTask {
                         RevokeReason::AgentUnavailable => ("agent_unavailable", "revoked"),
                         RevokeReason::Transferred => ("transferred", "revoked"),
                     };
+                    self.log_contact(contact, queue.clone(), Some(&agent), "offer withdrawn");
                     if let Some(queue) = queue {
                         metrics::counter!(m::OFFERS, "queue" => queue, "outcome" => outcome)
                             .increment(1);
@@ -1221,6 +1262,7 @@ impl RouterTask {
                             .record(waited as f64 / 1000.0);
                     }
                     self.status(contact, "assigned", Some(&agent));
+                    self.log_contact(contact, None, Some(&agent), "contact assigned");
                     self.holders.insert(contact, agent.clone());
                     self.callback(
                         contact,
@@ -1245,10 +1287,12 @@ impl RouterTask {
                     self.send_state(&agent);
                 }
                 Action::Requeued { contact, .. } => {
+                    self.log_contact(contact, None, None, "contact requeued");
                     self.status(contact, "queued", None);
                     self.tell_holder(contact, "requeued");
                 }
                 Action::Transferred { contact, .. } => {
+                    self.log_contact(contact, None, None, "contact transferred");
                     self.status(contact, "queued", None);
                     self.tell_holder(contact, "transferred");
                 }
@@ -1282,6 +1326,7 @@ impl RouterTask {
                         "sla_breached",
                         serde_json::json!({"kind": sla_kind(kind), "deadline": deadline}),
                     );
+                    self.log_contact(contact, None, None, "SLA deadline missed");
                     if let Some(c) = self.router.contact(contact) {
                         metrics::counter!(m::SLA_BREACHES, "queue" => self.queue_name(c.queue))
                             .increment(1);
@@ -1311,6 +1356,12 @@ impl RouterTask {
                         Outcome::Abandoned => "abandoned",
                         Outcome::Cancelled => "cancelled",
                     };
+                    let left = match outcome {
+                        Outcome::Completed => "contact completed",
+                        Outcome::Abandoned => "contact abandoned",
+                        Outcome::Cancelled => "contact cancelled",
+                    };
+                    self.log_contact(contact, Some(name.clone()), None, left);
                     if outcome == Outcome::Abandoned {
                         metrics::counter!(m::CONTACTS_ABANDONED, "queue" => name.clone())
                             .increment(1);

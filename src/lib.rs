@@ -22,6 +22,8 @@
 //! - [`notify`]: callback webhooks for contacts' lifecycle events.
 //! - [`metrics`]: every metric name, unit and help text.
 //! - [`daemon`]: wiring; the router task that owns routing state; startup and shutdown.
+//! - [`status`]: `switchboard status`, a one-screen summary of a running daemon from its
+//!   admin API.
 //! - [`loadgen`]: the load generators (`switchboard loadgen`, `switchboard loadgen-chat`) that
 //!   measure a running daemon.
 //!
@@ -51,3 +53,4 @@ pub mod model;
 pub mod notify;
 pub mod router;
 pub mod sim;
+pub mod status;

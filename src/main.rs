@@ -11,9 +11,13 @@
 //!   (127.0.0.1:8080), `SWITCHBOARD_DATA_DIR` (./data), `SWITCHBOARD_ADMIN_TOKEN`,
 //!   `SWITCHBOARD_WEBHOOK_SECRET`. Without `--config` and without `config/switchboard.toml` in
 //!   the working directory it runs on the configuration built into the binary.
+//!   `SWITCHBOARD_LOG_FORMAT=json` logs one JSON object a line; `RUST_LOG` filters.
 //!
 //! - `simulate` and `staffing`: the simulator and the Erlang C/A staffing calculator; their
 //!   arguments and output live in `switchboard::sim::cli`.
+//!
+//! - `status`: a one-screen summary of a running daemon from its admin API (see
+//!   `switchboard::status`).
 //!
 //! - `loadgen`: drives a running daemon with agents on the websocket and contacts on the intake,
 //!   and reports throughput and latency, optionally next to an in-process HTTP baseline (see
@@ -78,6 +82,18 @@ enum Command {
         /// `email.relay`).
         #[arg(long, env = "SWITCHBOARD_SMTP_RELAY", hide_env_values = true)]
         smtp_relay: Option<String>,
+    },
+    /// One screen about a running daemon, from its admin API: queues with waiting contacts,
+    /// oldest wait and service level; agents by state.
+    ///
+    /// Exits 0 with the summary, 1 when the daemon cannot be reached or refuses.
+    Status {
+        /// The daemon (plain http://host:port).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Admin bearer token.
+        #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
     /// Validate a config file and print a summary, or every problem found.
     ///
@@ -489,6 +505,7 @@ fn main() -> ExitCode {
             print_evaluation(report, format)
         }
         Command::Classify { config, at } => classify(config.as_deref(), at.as_deref()),
+        Command::Status { url, admin_token } => status(&url, admin_token.as_deref()),
         Command::Simulate(args) => print_or_fail(switchboard::sim::cli::simulate(&args)),
         Command::Staffing(args) => print_or_fail(switchboard::sim::cli::staffing(&args)),
         Command::Loadgen(args) => loadgen(args),
@@ -632,13 +649,29 @@ fn load_for_serve(path: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
+/// Log output for `serve`: human-readable lines by default, one JSON object a line with
+/// `SWITCHBOARD_LOG_FORMAT=json` (journald, Loki, Elasticsearch index it field by field:
+/// `contact`, `queue`, `channel`, `agent`). `RUST_LOG` filters either way (default `info`;
+/// `switchboard=debug` adds a line per contact event).
+fn init_logs() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match std::env::var("SWITCHBOARD_LOG_FORMAT").as_deref() {
+        Ok("json") => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .init(),
+        Ok("text" | "") | Err(_) => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        Ok(other) => anyhow::bail!("SWITCHBOARD_LOG_FORMAT={other:?}: expected text or json"),
+    }
+    Ok(())
+}
+
 fn serve(settings: switchboard::daemon::Settings) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logs()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -711,6 +744,31 @@ fn loadgen(args: LoadgenArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `switchboard status`: fetches and prints the summary.
+fn status(url: &str, admin_token: Option<&str>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let admin_token = admin_token.filter(|t| !t.is_empty());
+    match runtime.block_on(switchboard::status::fetch(url, admin_token)) {
+        Ok(status) => {
+            print!("{}", status.render());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

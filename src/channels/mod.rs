@@ -32,6 +32,7 @@ pub(crate) fn classify(setup: &Setup, mut intake: Intake<'_>, contact: u64) -> D
         Err(_) => {
             tracing::error!(
                 contact,
+                queue = intake.queue.unwrap_or(intake.fallback_queue),
                 channel = intake.channel,
                 "classification panicked; the contact keeps its intake routing"
             );
@@ -42,6 +43,7 @@ pub(crate) fn classify(setup: &Setup, mut intake: Intake<'_>, contact: u64) -> D
     for failure in &decision.explanation.rules.failed {
         tracing::warn!(
             contact,
+            queue = %decision.queue,
             channel = intake.channel,
             rule = %failure.rule,
             error = %failure.error,
@@ -111,9 +113,16 @@ pub(crate) fn append_to_body(shared: &Shared, contact: u64, text: &str) {
 /// `Err` when the record names something the routing plan does not know.
 pub(crate) async fn route(shared: &Shared, record: ContactRecord) -> Result<(), String> {
     let id = record.id;
+    let (queue, channel) = (record.queue.clone(), record.channel.clone());
     let contact =
         crate::http::new_contact_from_record(&shared.setup().plan, &record).inspect_err(|e| {
-            tracing::warn!(contact = id, error = %e, "journaled contact cannot be routed");
+            tracing::warn!(
+                contact = id,
+                queue = %record.queue,
+                channel = %record.channel,
+                error = %e,
+                "journaled contact cannot be routed"
+            );
         })?;
     shared.contacts.insert(id, Arc::new(record));
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -125,7 +134,7 @@ pub(crate) async fn route(shared: &Shared, record: ContactRecord) -> Result<(), 
         .is_ok()
         && let Ok(Err(e)) = rx.await
     {
-        tracing::warn!(contact = id, error = %e, "router refused a journaled contact");
+        tracing::warn!(contact = id, %queue, %channel, error = %e, "router refused a journaled contact");
     }
     Ok(())
 }

@@ -109,7 +109,13 @@ pub fn acknowledgement(
     ) {
         Ok(prepared) => Some(prepared),
         Err(e) => {
-            warn!(contact = record.id, error = %e, "no acknowledgement sent");
+            warn!(
+                contact = record.id,
+                queue = %record.queue,
+                channel = %record.channel,
+                error = %e,
+                "no acknowledgement sent"
+            );
             None
         }
     }
@@ -379,7 +385,23 @@ async fn attempt(
     metrics::counter!(m::EMAIL_SENT, "kind" => mail.kind.clone(), "outcome" => outcome)
         .increment(1);
     if let Some(e) = &error {
-        warn!(contact = mail.contact, message_id = %mail.message_id, attempts, status, error = %e, "outgoing mail not delivered");
+        // A reply goes out after its contact closed, when only the journal knows the queue:
+        // read it there (failures are rare and retried minutes apart).
+        let open_queue = shared.contacts.get(&mail.contact).map(|r| r.queue.clone());
+        let queue = match open_queue {
+            Some(queue) => queue,
+            None => {
+                let (journal, id) = (shared.journal.clone(), mail.contact);
+                tokio::task::spawn_blocking(move || journal.lookup(id))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten()
+                    .map(|stored| stored.contact.queue)
+                    .unwrap_or_default()
+            }
+        };
+        warn!(contact = mail.contact, %queue, channel = "email", message_id = %mail.message_id, attempts, status, error = %e, "outgoing mail not delivered");
     }
     let record = Record::Delivery {
         contact: mail.contact,
