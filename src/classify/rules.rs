@@ -116,9 +116,105 @@ pub struct RuleSet {
     root: Context<'static>,
     /// Every literal keyword of every rule, in one automaton.
     keywords: Option<AhoCorasick>,
-    /// Every literal pattern of every rule, in one set: one pass over the message answers
-    /// them all.
-    patterns: Option<regex::RegexSet>,
+    /// Every literal pattern of every rule, with the literals a match must start with.
+    patterns: Patterns,
+}
+
+/// The gathered patterns and their prefilter. Most patterns of a rule set start with some
+/// literal text (`order #[0-9]+`, `(?i)case-[0-9]{6}`); regex-syntax tells which, and one
+/// Aho-Corasick pass over the lowered message finds which of those literals occur at all, so
+/// only the patterns whose literal occurs run their regex, the way regex engines prefilter a
+/// single pattern. Patterns without such a literal always run.
+#[derive(Default)]
+struct Patterns {
+    /// Compiled, in the order of the fast path's pattern indexes.
+    compiled: Vec<regex::Regex>,
+    /// The prefilter over ASCII-lowered text, and for each of its literals the pattern it
+    /// belongs to.
+    prefilter: Option<(AhoCorasick, Vec<usize>)>,
+    /// Patterns with no literal to prefilter on.
+    unfiltered: Vec<usize>,
+}
+
+impl Patterns {
+    fn new(patterns: &HashMap<String, regex::Regex>) -> (Patterns, Vec<String>) {
+        let order: Vec<String> = patterns.keys().cloned().collect();
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut owners = Vec::new();
+        let mut unfiltered = Vec::new();
+        for (i, pattern) in order.iter().enumerate() {
+            match prefix_literals(pattern) {
+                Some(prefixes) => {
+                    for prefix in prefixes {
+                        literals.push(prefix);
+                        owners.push(i);
+                    }
+                }
+                None => unfiltered.push(i),
+            }
+        }
+        let prefilter = if literals.is_empty() {
+            None
+        } else {
+            match AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(&literals)
+            {
+                Ok(automaton) => Some((automaton, owners)),
+                // Beyond the automaton's limits: every pattern runs.
+                Err(_) => {
+                    unfiltered = (0..order.len()).collect();
+                    None
+                }
+            }
+        };
+        let compiled = order.iter().map(|p| patterns[p].clone()).collect();
+        (
+            Patterns {
+                compiled,
+                prefilter,
+                unfiltered,
+            },
+            order,
+        )
+    }
+
+    /// Indexes of the patterns that match `message`.
+    fn matching(&self, message: &str) -> Vec<usize> {
+        let mut candidates = self.unfiltered.clone();
+        if let Some((automaton, owners)) = &self.prefilter {
+            let lowered = message.to_ascii_lowercase();
+            for m in automaton.find_overlapping_iter(&lowered) {
+                let owner = owners[m.pattern().as_usize()];
+                if !candidates.contains(&owner) {
+                    candidates.push(owner);
+                }
+            }
+        }
+        candidates.retain(|&i| self.compiled[i].is_match(message));
+        candidates
+    }
+}
+
+/// The ASCII-lowered literals one of which every match of `pattern` starts with, or `None`
+/// when regex-syntax cannot promise one (a pattern that can match the empty string or start
+/// with almost anything). Lowering keeps the set a superset: the text is lowered the same way.
+fn prefix_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::parse(pattern).ok()?;
+    let mut extractor = regex_syntax::hir::literal::Extractor::new();
+    extractor.limit_total(256);
+    let seq = extractor.extract(&hir);
+    let mut prefixes: Vec<Vec<u8>> = seq
+        .literals()?
+        .iter()
+        .map(|l| l.as_bytes().to_ascii_lowercase())
+        .collect();
+    if prefixes.is_empty() || prefixes.iter().any(|p| p.len() < 2) {
+        return None;
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    Some(prefixes)
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -268,15 +364,7 @@ impl RuleSet {
                 .collect(),
             None => HashMap::new(),
         };
-        let patterns = if literals.patterns.is_empty() {
-            None
-        } else {
-            regex::RegexSet::new(literals.patterns.keys()).ok()
-        };
-        let pattern_order: Vec<String> = match patterns {
-            Some(_) => literals.patterns.keys().cloned().collect(),
-            None => Vec::new(),
-        };
+        let (patterns, pattern_order) = Patterns::new(&literals.patterns);
         for rule in &mut rules {
             rule.quick = quick::compile(&rule.condition, &|k| index.get(k).copied(), &|p| {
                 pattern_order.iter().position(|q| q == p)
@@ -339,12 +427,7 @@ impl RuleSet {
         let keyword_hits = OnceCell::new();
         let keyword_hits = || keyword_hits.get_or_init(|| self.keyword_hits(facts));
         let pattern_hits = OnceCell::new();
-        let pattern_hits = || {
-            pattern_hits.get_or_init(|| match &self.patterns {
-                Some(set) => set.matches(message()).into_iter().collect::<Vec<usize>>(),
-                None => Vec::new(),
-            })
-        };
+        let pattern_hits = || pattern_hits.get_or_init(|| self.patterns.matching(message()));
         let mut scope: Option<Context<'_>> = None;
         let mut scope_tags = 0;
 
