@@ -5,7 +5,7 @@
 //! - `rules_100`: 100 rules over 2 KB customer messages, none of which match, so every rule is
 //!   evaluated (the worst case; a matching rule stops earlier). Three ways: our [`RuleSet`]
 //!   (conditions of the common shapes judged natively, keywords answered by one Aho-Corasick
-//!   pass and patterns by one `RegexSet` pass); the same with the native path turned off, so
+//!   pass and patterns only where their leading literal occurs); the native path turned off, so
 //!   every condition runs through cel-interpreter in one shared environment (what conditions
 //!   of other shapes cost); and the baseline, the same conditions run with cel-interpreter used
 //!   directly, as its documentation shows (a `Context::default()` per contact, `matches()` for
