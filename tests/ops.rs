@@ -11,54 +11,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{TempDir, expect, http, say};
+use common::{TempDir, expect, http, say, send_mail};
 use serde_json::{Value, json};
 use serving::Serving;
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-/// Signs an intake body as `X-Switchboard-Signature` does.
-fn sign(secret: &str, body: &str) -> String {
-    use hmac::Mac;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{now}.{body}").as_bytes());
-    format!("t={now},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Sends one message over SMTP; returns the final reply line.
-async fn send_mail(smtp: SocketAddr, from: &str, to: &str, subject: &str, body: &str) -> String {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(smtp).await.expect("connect");
-    let mut io = tokio::io::BufReader::new(stream);
-    let mut line = String::new();
-    io.read_line(&mut line).await.expect("greeting");
-    let script = format!("EHLO mx.example.org\r\nMAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n");
-    io.get_mut()
-        .write_all(script.as_bytes())
-        .await
-        .expect("write");
-    let mut replies = 0;
-    while replies < 4 {
-        line.clear();
-        io.read_line(&mut line).await.expect("reply");
-        if line.as_bytes().get(3) != Some(&b'-') {
-            replies += 1;
-        }
-    }
-    assert!(line.starts_with("354"), "{line}");
-    let message = format!("From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\n{body}\r\n.\r\n");
-    io.get_mut()
-        .write_all(message.as_bytes())
-        .await
-        .expect("write");
-    line.clear();
-    io.read_line(&mut line).await.expect("final reply");
-    line
-}
 
 /// Accepts every offer, replies to and completes every contact assigned, until `n` are done
 /// (offers may come while an earlier one is still being answered). Returns their ids, sorted.
@@ -204,7 +161,7 @@ async fn json_logs_name_every_contact_and_never_show_secrets_or_bodies() {
         "customer": {"id": "cust-1", "name": "Ada"},
     })
     .to_string();
-    let signature = sign(WEBHOOK_SECRET, &body);
+    let signature = switchboard::notify::sign(WEBHOOK_SECRET, body.as_bytes());
     let (status, answer) = http(
         addr,
         "POST",
@@ -647,7 +604,7 @@ async fn a_real_prometheus_answers_every_dashboard_and_rule_expression() {
             expressions.len(),
             problems.join("\n")
         );
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -799,7 +756,13 @@ async fn status_summarizes_a_running_daemon() {
     }
     let mut alice = common::agent(addr, "alice-demo-token").await;
     expect(&mut alice, "hello").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    common::eventually(addr, "/v1/agents", |agents| {
+        agents["agents"].as_array().is_some_and(|all| {
+            all.iter()
+                .any(|a| a["id"] == "alice" && a["state"] == "available")
+        })
+    })
+    .await;
 
     let url = format!("http://{addr}");
     let run = |token: Option<&'static str>| {

@@ -88,37 +88,10 @@ fn serve_with(dir: &TempDir, args: &[&str]) -> Serving {
     }
 }
 
-/// Sends one message over SMTP and returns the final reply line.
+/// Sends mail number `n` over SMTP and returns the final reply line.
 async fn send_mail(smtp: SocketAddr, n: usize) -> String {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(smtp).await.expect("connect");
-    let mut io = tokio::io::BufReader::new(stream);
-    let mut line = String::new();
-    let script = format!(
-        "EHLO mx.example.org\r\nMAIL FROM:<ada{n}@example.org>\r\nRCPT TO:<support@example.com>\r\nDATA\r\n"
-    );
-    io.read_line(&mut line).await.expect("greeting");
-    io.get_mut()
-        .write_all(script.as_bytes())
-        .await
-        .expect("write");
-    let mut replies = 0;
-    while replies < 4 {
-        line.clear();
-        io.read_line(&mut line).await.expect("reply");
-        if line.as_bytes().get(3) != Some(&b'-') {
-            replies += 1;
-        }
-    }
-    assert!(line.starts_with("354"), "{line}");
-    let body = format!("From: ada{n}@example.org\r\nSubject: mail {n}\r\n\r\nmail {n}\r\n.\r\n");
-    io.get_mut()
-        .write_all(body.as_bytes())
-        .await
-        .expect("write");
-    line.clear();
-    io.read_line(&mut line).await.expect("final reply");
-    line
+    let (from, text) = (format!("ada{n}@example.org"), format!("mail {n}"));
+    common::send_mail(smtp, &from, "support@example.com", &text, &text).await
 }
 
 fn waiting_total(queues: &Value) -> u64 {

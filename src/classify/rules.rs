@@ -452,7 +452,7 @@ impl RuleSet {
                         scope.add_variable_from_value("tags", Value::List(Arc::new(tags)));
                         scope_tags = outcome.tags.len();
                     }
-                    // A panic inside cel-interpreter (it has `todo!()`s for some shapes on
+                    // A panic inside cel-interpreter (some of its branches are unfinished for some shapes on
                     // some values) is this rule's failure on this contact, not the end of
                     // classification.
                     let scope = &*scope;

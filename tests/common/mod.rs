@@ -87,6 +87,43 @@ fn dechunk(body: &str) -> String {
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Sends one message over SMTP; returns the final reply line.
+pub async fn send_mail(
+    smtp: SocketAddr,
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(smtp).await.expect("connect");
+    let mut io = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    io.read_line(&mut line).await.expect("greeting");
+    let script = format!("EHLO mx.example.org\r\nMAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n");
+    io.get_mut()
+        .write_all(script.as_bytes())
+        .await
+        .expect("write");
+    let mut replies = 0;
+    while replies < 4 {
+        line.clear();
+        io.read_line(&mut line).await.expect("reply");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            replies += 1;
+        }
+    }
+    assert!(line.starts_with("354"), "{line}");
+    let message = format!("From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\n{body}\r\n.\r\n");
+    io.get_mut()
+        .write_all(message.as_bytes())
+        .await
+        .expect("write");
+    line.clear();
+    io.read_line(&mut line).await.expect("final reply");
+    line
+}
+
 /// The admin bearer token the test daemons are started with.
 pub const ADMIN: (&str, &str) = ("Authorization", "Bearer admin-secret");
 
