@@ -54,7 +54,21 @@ async fn a_customer_chats_an_agent_answers_and_the_wallboard_counts_it_in_chromi
         return;
     }
 
-    let dir = TempDir::new("browser");
+    // One retry, on a fresh daemon, with the first failure always printed: a browser run has
+    // more moving parts than the daemon (it once lost a rating to the chat rate limit, which
+    // the page now resends). A second failure fails the test.
+    let first = attempt(&browser_dir, 1).await;
+    if let Err(failure) = first {
+        eprintln!("browser test, first attempt failed (retrying once):\n{failure}");
+        if let Err(failure) = attempt(&browser_dir, 2).await {
+            panic!("{failure}");
+        }
+    }
+}
+
+/// One browser run against a fresh daemon; `Err` says why it failed.
+async fn attempt(browser_dir: &Path, n: u32) -> Result<(), String> {
+    let dir = TempDir::new(&format!("browser-{n}"));
     let mut settings = settings(&dir);
     // The page reconnects after about a second: a grace that outlives it keeps the agent's
     // state across the network cut the test makes.
@@ -62,7 +76,7 @@ async fn a_customer_chats_an_agent_answers_and_the_wallboard_counts_it_in_chromi
     let d = daemon(settings).await;
     let url = format!("http://{}", d.local_addr());
 
-    let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-e2e");
+    let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-e2e-{n}"));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("output directory");
 
@@ -97,14 +111,15 @@ async fn a_customer_chats_an_agent_answers_and_the_wallboard_counts_it_in_chromi
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     d.shutdown().await.expect("clean shutdown");
-    assert!(
-        output.status.success(),
-        "browser test failed after {took:?} (status {:?}); screenshots and browser.log in {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status.code(),
-        out.display(),
-    );
-    assert!(
-        stdout.contains("e2e: ok"),
-        "the script did not finish: {stdout}"
-    );
+    if !output.status.success() {
+        return Err(format!(
+            "browser test failed after {took:?} (status {:?}); screenshots and browser.log in {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            output.status.code(),
+            out.display(),
+        ));
+    }
+    if !stdout.contains("e2e: ok") {
+        return Err(format!("the script did not finish: {stdout}"));
+    }
+    Ok(())
 }

@@ -12,6 +12,9 @@
   let socket = null;
   let opened = false;
   let backoff = 1000;
+  /** `close` and `rate` sent and not yet answered (by `closed`, `rated`): resent once if the
+   * daemon's rate limit refuses a frame meanwhile, so ending and rating quickly loses neither. */
+  const unanswered = new Map();
   let retryTimer = null;
   let startFrame = null;
   let agentName = 'The agent';
@@ -46,6 +49,7 @@
       return false;
     }
     socket.send(JSON.stringify(message));
+    if (message.type === 'close' || message.type === 'rate') unanswered.set(message.type, message);
     return true;
   }
 
@@ -131,6 +135,7 @@
         typingUntil = Date.now() + 4000;
         return;
       case 'closed': {
+        unanswered.delete('close');
         stage = 'closed';
         const why = { customer_closed: 'You ended the chat.', agent_closed: `${agentName} ended the chat.`,
           abandoned: 'The chat ended.', cancelled: 'The chat was closed.', message_left: 'Your message was left.' }[frame.reason] || 'The chat ended.';
@@ -146,6 +151,7 @@
         $('rating-form').querySelector('input[name=score]').focus();
         return;
       case 'rated':
+        unanswered.delete('rate');
         stage = 'rated';
         sessionStorage.removeItem(RESUME_KEY);
         show('rating-form', false);
@@ -158,6 +164,19 @@
           stage = 'left';
           status('This chat has ended. Reload the page to start a new one.', true);
           show('message-form', false);
+          return;
+        }
+        if (frame.code === 'rate_limited' && unanswered.size > 0) {
+          // Some frame was refused, not stored: what is still unanswered goes out again once
+          // the daemon's one-second window has passed. A repeat the daemon had taken after all
+          // is answered `closed` or `already_rated`, ignored below.
+          const again = [...unanswered.values()];
+          unanswered.clear();
+          setTimeout(() => again.forEach(send), 1100);
+          return;
+        }
+        if ((frame.code === 'already_rated' && stage === 'rated')
+          || (frame.code === 'closed' && (stage === 'rated' || (stage === 'closed' && !unanswered.has('rate'))))) {
           return;
         }
         status(frame.message, true);

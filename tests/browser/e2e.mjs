@@ -81,7 +81,14 @@ function check(condition, message) {
 
 /** Waits for text inside a locator: a substring, or a regular expression. */
 async function sees(locator, text) {
-  await locator.filter({ hasText: text }).first().waitFor();
+  try {
+    await locator.filter({ hasText: text }).first().waitFor();
+  } catch (error) {
+    // Say what the page shows instead: the first thing to know when a step times out.
+    let shown = '';
+    try { shown = await locator.first().innerText({ timeout: 1000 }); } catch { shown = '(nothing)'; }
+    throw new Error(`${error.message}\nwhat it shows instead: ${JSON.stringify(shown)}`);
+  }
 }
 
 /** With SWITCHBOARD_SCREENSHOTS set, a picture of a page mid-way, for people to look at. */
