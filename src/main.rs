@@ -676,12 +676,16 @@ fn serve(settings: switchboard::daemon::Settings) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Signal handlers go in before anything listens: a supervisor (or a test) that sends
+        // SIGTERM or SIGHUP as soon as the port answers must meet our handler, not the default
+        // action that kills the process mid-write.
+        let shutdown = ShutdownSignals::install()?;
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let metrics =
             switchboard::metrics::install().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let daemon = switchboard::daemon::start(settings, Some(metrics)).await?;
         // SIGHUP reloads the configuration, the Unix daemon convention; a bad file is logged
         // with every problem and the running configuration stays.
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let shared = daemon.shared();
         let reloads = tokio::spawn(async move {
             while hangup.recv().await.is_some() {
@@ -689,7 +693,7 @@ fn serve(settings: switchboard::daemon::Settings) -> anyhow::Result<()> {
                 let _ = switchboard::daemon::reload(&shared).await;
             }
         });
-        shutdown_signal().await;
+        shutdown.received().await;
         reloads.abort();
         tracing::info!("shutting down: closing connections, flushing the journal");
         daemon.shutdown().await?;
@@ -774,14 +778,27 @@ fn status(url: &str, admin_token: Option<&str>) -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM handlers, installed up front so no signal finds the default action.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves on the first SIGINT or SIGTERM since `install`.
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
 
