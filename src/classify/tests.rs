@@ -222,8 +222,10 @@ fn conditions_read_every_fact_of_the_intake() {
         ("has() on a missing attribute", "!has(attributes.coupon)"),
         ("requested queue", r#"queue == "billing""#),
         ("language", r#"language == "eng""#),
-        ("sentiment", "sentiment >= -1.0 && sentiment <= 1.0"),
-        ("urgency", "urgency >= 0.0"),
+        (
+            "a calm message reads neutral",
+            "sentiment == 0.0 && urgency == 0.0",
+        ),
         ("hour", "hour >= 20"),
         ("weekday", r#"weekday in ["sat", "sun"]"#),
         (
@@ -250,6 +252,34 @@ fn conditions_read_every_fact_of_the_intake() {
             decision.explanation.rules.failed
         );
     }
+}
+
+#[test]
+fn sentiment_and_urgency_reach_the_rules_as_the_scorer_reads_the_message() {
+    let angry_rule = rules(
+        "[[rules]]\nname = \"angry\"\nwhen = 'sentiment < -0.3 && urgency > 0.3'\npriority = 9\n",
+    );
+    let classifier = Classifier::new(angry_rule, None);
+    let angry = intake(
+        "URGENT",
+        "This is terrible, I am furious! Fix it immediately!!",
+    );
+    let calm = intake("Question", "Thanks, the parcel arrived and it works well.");
+    let scored = signals::sentiment("URGENT\nThis is terrible, I am furious! Fix it immediately!!");
+    assert!(scored.score < -0.3 && scored.urgency > 0.3, "{scored:?}");
+    assert_eq!(
+        classifier.classify(&angry).explanation.rules.matched,
+        ["angry"]
+    );
+    assert!(
+        classifier
+            .classify(&calm)
+            .explanation
+            .rules
+            .matched
+            .is_empty(),
+        "a calm, thankful message is not angry"
+    );
 }
 
 #[test]
