@@ -17,11 +17,15 @@
 //! not per contact, and are left out. The exporter is rendered after every timed batch, outside
 //! the timing, as a scrape would drain it.
 //!
-//! A third variant registers each handle once per label set and keeps it (what the daemon's
-//! router task could do instead of a macro lookup per update), to show what that would save.
+//! The router task keeps its handles registered once per queue (`switchboard::metrics::
+//! QueueMeters`), as the daemon does; intake records through the macros, as `POST /v1/contacts`
+//! does. A variant with a macro per update everywhere shows what the handles save, and a pair
+//! without the intake updates isolates the router task: the one serial thread every contact
+//! passes through, where metrics cost throughput (intake runs on many tasks at once).
 //!
 //! Besides criterion's measurements, `report` alternates the variants over ten rounds and
-//! prints the median of each and the difference: the figures for docs/performance.md.
+//! prints the median of each and the difference: the figures for docs/performance.md. The
+//! no-op variants run the very same code with every handle registered with a no-op recorder.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -48,46 +52,30 @@ struct Center {
     now: Millis,
     /// Which agent to free next.
     turn: usize,
-    /// Metric handles registered once, when measuring that variant.
-    handles: Option<Handles>,
+    /// How metrics are recorded in the variant being measured.
+    recording: Recording,
 }
 
-/// Handles registered once per label set and kept, instead of looked up by name and labels on
-/// every update (what the macros do): the variant that shows what caching would save.
-struct Handles {
-    /// Per queue: accepted offers, waits, handle times, arrivals.
-    queues: Vec<(
-        metrics::Counter,
-        metrics::Histogram,
-        metrics::Histogram,
-        metrics::Counter,
-    )>,
-    classify: metrics::Histogram,
-    commit: metrics::Histogram,
-    http: metrics::Counter,
+/// How the center records its metrics.
+struct Recording {
+    /// The router task's handles, as the daemon keeps them; `None`: a macro per update, as the
+    /// daemon did before.
+    meters: Option<Vec<m::QueueMeters>>,
+    /// Whether intake's updates are made (off to time the router task alone).
+    intake: bool,
 }
 
-impl Handles {
-    /// Registers every handle with the current recorder.
-    fn register(plan: &RoutingPlan) -> Handles {
-        let queues = plan
+impl Recording {
+    /// The daemon's way, with every handle registered with the current recorder.
+    fn daemon(plan: &RoutingPlan, intake: bool) -> Recording {
+        let meters = plan
             .queues
             .iter()
-            .map(|q| {
-                let name = q.name.clone();
-                (
-                    metrics::counter!(m::OFFERS, "queue" => name.clone(), "outcome" => "accepted"),
-                    metrics::histogram!(m::WAIT_SECONDS, "queue" => name.clone(), "channel" => "voice"),
-                    metrics::histogram!(m::HANDLE_SECONDS, "queue" => name.clone(), "channel" => "voice"),
-                    metrics::counter!(m::CONTACTS_RECEIVED, "channel" => "voice", "queue" => name),
-                )
-            })
+            .map(|q| m::QueueMeters::register(&q.name))
             .collect();
-        Handles {
-            queues,
-            classify: metrics::histogram!(m::CLASSIFY_SECONDS),
-            commit: metrics::histogram!(m::JOURNAL_COMMIT_SECONDS),
-            http: metrics::counter!(m::HTTP_REQUESTS, "route" => "/v1/contacts", "status" => "202"),
+        Recording {
+            meters: Some(meters),
+            intake,
         }
     }
 }
@@ -187,7 +175,10 @@ impl Center {
             next_id,
             now,
             turn: 0,
-            handles: None,
+            recording: Recording {
+                meters: None,
+                intake: true,
+            },
         }
     }
 
@@ -245,11 +236,7 @@ impl Center {
 
     /// What `POST /v1/contacts` records for an accepted contact.
     fn intake(&self, queue: u16) {
-        if let Some(h) = &self.handles {
-            h.classify.record(black_box(0.000_02));
-            h.commit.record(black_box(0.002));
-            h.queues[usize::from(queue)].3.increment(1);
-            h.http.increment(1);
+        if !self.recording.intake {
             return;
         }
         let name = self.queue_name(QueueId(queue));
@@ -261,18 +248,17 @@ impl Center {
     }
 
     /// What the daemon's router task records for an action (daemon.rs `execute`).
-    fn record(&self, action: Action, now: Millis) {
-        if let Some(h) = &self.handles {
+    fn record(&mut self, action: Action, now: Millis) {
+        if let Some(meters) = &mut self.recording.meters {
             match action {
                 Action::Assigned { queue, waited, .. } => {
-                    let q = &h.queues[usize::from(queue.0)];
-                    q.0.increment(1);
-                    q.1.record(waited as f64 / 1000.0);
+                    let q = &mut meters[usize::from(queue.0)];
+                    q.offer(m::OfferOutcome::Accepted);
+                    q.answered(Channel::Voice, waited as f64 / 1000.0);
                 }
                 Action::ContactLeft { queue, .. } => {
-                    h.queues[usize::from(queue.0)]
-                        .2
-                        .record(now as f64 / 1000.0 % 600.0);
+                    meters[usize::from(queue.0)]
+                        .handled(Channel::Voice, now as f64 / 1000.0 % 600.0);
                 }
                 _ => {}
             }
@@ -337,83 +323,104 @@ fn timed(center: &mut Center, recorder: &dyn metrics::Recorder, n: u64) -> Durat
     })
 }
 
+/// A center recording the daemon's way with `recorder`'s handles.
+fn center_with(recorder: &dyn metrics::Recorder, intake: bool) -> Center {
+    let mut center = Center::new();
+    center.recording =
+        metrics::with_local_recorder(recorder, || Recording::daemon(center.router.plan(), intake));
+    center
+}
+
 fn bench_metrics_cost(c: &mut Criterion) {
     let mut group = c.benchmark_group("metrics_cost");
     group.throughput(Throughput::Elements(1));
     let recorder = prometheus();
     let handle = recorder.handle();
-    let mut center = Center::new();
-    group.bench_function("prometheus_recorder", |b| {
+    let mut center = center_with(&recorder, true);
+    group.bench_function("prometheus_daemon", |b| {
         b.iter_custom(|iters| {
             let took = timed(&mut center, &recorder, iters);
             black_box(handle.render());
             took
         })
     });
-    let cached = prometheus();
-    let cached_handle = cached.handle();
+    let macros = prometheus();
+    let macros_handle = macros.handle();
     let mut center = Center::new();
-    center.handles = Some(metrics::with_local_recorder(&cached, || {
-        Handles::register(center.router.plan())
-    }));
-    group.bench_function("prometheus_cached_handles", |b| {
+    group.bench_function("prometheus_macros_everywhere", |b| {
         b.iter_custom(|iters| {
-            let took = timed(&mut center, &cached, iters);
-            black_box(cached_handle.render());
+            let took = timed(&mut center, &macros, iters);
+            black_box(macros_handle.render());
             took
         })
     });
-    let mut center = Center::new();
+    let mut center = center_with(&metrics::NoopRecorder, true);
     group.bench_function("noop_recorder", |b| {
         b.iter_custom(|iters| timed(&mut center, &metrics::NoopRecorder, iters))
     });
     group.finish();
 }
 
-/// Ten alternating rounds of each recorder on one center; medians and the difference.
+/// Ten alternating rounds of each variant; medians and the differences.
 fn report(_c: &mut Criterion) {
     const ROUND: u64 = 200_000;
     let recorder = prometheus();
     let handle = recorder.handle();
-    let mut center = Center::new();
-    let mut cached_handles =
-        metrics::with_local_recorder(&recorder, || Handles::register(center.router.plan()));
+    let noop = &metrics::NoopRecorder;
+    let mut variants: Vec<(&str, Center, &dyn metrics::Recorder)> = vec![
+        ("no-op recorder, whole cycle", center_with(noop, true), noop),
+        (
+            "Prometheus, the daemon (router task handles, intake macros)",
+            center_with(&recorder, true),
+            &recorder,
+        ),
+        (
+            "Prometheus, a macro per update everywhere (before)",
+            Center::new(),
+            &recorder,
+        ),
+        (
+            "no-op recorder, router task only",
+            center_with(noop, false),
+            noop,
+        ),
+        (
+            "Prometheus, router task only (its handles)",
+            center_with(&recorder, false),
+            &recorder,
+        ),
+    ];
     // Warm every path (label registration, allocator).
-    timed(&mut center, &recorder, ROUND / 4);
-    timed(&mut center, &metrics::NoopRecorder, ROUND / 4);
-    let (mut with, mut cached, mut without) = (Vec::new(), Vec::new(), Vec::new());
+    for (_, center, rec) in &mut variants {
+        timed(center, *rec, ROUND / 4);
+    }
+    let mut rates = vec![Vec::new(); variants.len()];
     for _ in 0..10 {
-        let took = timed(&mut center, &recorder, ROUND);
-        with.push(ROUND as f64 / took.as_secs_f64());
-        black_box(handle.render());
-        center.handles = Some(cached_handles);
-        let took = timed(&mut center, &recorder, ROUND);
-        cached.push(ROUND as f64 / took.as_secs_f64());
-        black_box(handle.render());
-        let took = timed(&mut center, &metrics::NoopRecorder, ROUND);
-        without.push(ROUND as f64 / took.as_secs_f64());
-        cached_handles = center.handles.take().expect("handles");
+        for (i, (_, center, rec)) in variants.iter_mut().enumerate() {
+            let took = timed(center, *rec, ROUND);
+            rates[i].push(ROUND as f64 / took.as_secs_f64());
+            black_box(handle.render());
+        }
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         (v[4] + v[5]) / 2.0
     };
-    let (with, cached, without) = (median(&mut with), median(&mut cached), median(&mut without));
-    let cost = |rate: f64| {
-        format!(
-            "{rate:.0} contacts/s, {:.1} % fewer, {:.0} ns of metrics per contact",
-            (1.0 - rate / without) * 100.0,
-            (1.0 / rate - 1.0 / without) * 1e9
-        )
-    };
-    println!(
-        "metrics cost (median of 10 alternating rounds of {ROUND} contacts):\n  \
-         no-op recorder:                         {without:.0} contacts/s\n  \
-         Prometheus recorder, macros per update: {}\n  \
-         Prometheus recorder, cached handles:    {}",
-        cost(with),
-        cost(cached)
-    );
+    let rates: Vec<f64> = rates.iter_mut().map(median).collect();
+    println!("metrics cost (median of 10 alternating rounds of {ROUND} contacts):");
+    for (i, (name, _, _)) in variants.iter().enumerate() {
+        let baseline = if i < 3 { rates[0] } else { rates[3] };
+        let rate = rates[i];
+        if i == 0 || i == 3 {
+            println!("  {name:<62} {rate:>9.0} contacts/s (baseline)");
+        } else {
+            println!(
+                "  {name:<62} {rate:>9.0} contacts/s, {:>5.1} % fewer, {:>5.0} ns of metrics a contact",
+                (1.0 - rate / baseline) * 100.0,
+                (1.0 / rate - 1.0 / baseline) * 1e9
+            );
+        }
+    }
 }
 
 criterion_group!(benches, bench_metrics_cost, report);

@@ -742,8 +742,10 @@ struct RouterTask {
     shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
     sessions: HashMap<AgentId, (u64, mpsc::Sender<ServerMessage>)>,
-    /// Answer times of assigned contacts, for handle time.
-    answered_at: HashMap<ContactId, Millis>,
+    /// Answer times and channels of assigned contacts, for handle time.
+    answered_at: HashMap<ContactId, (Millis, Channel)>,
+    /// Metric handles per queue, indexed by queue id; grown when a reload adds queues.
+    meters: Vec<m::QueueMeters>,
     last_now: Millis,
     callbacks: Callbacks,
     /// Agents whose socket dropped: the dropped session and the presence they had before, so a
@@ -776,7 +778,27 @@ impl RouterTask {
             commands,
             sessions: HashMap::new(),
             answered_at: HashMap::new(),
+            meters: Vec::new(),
         }
+        .with_meters()
+    }
+
+    /// Registers the handles of queues that have none yet. Queue ids are stable across
+    /// reloads (a removed queue keeps its id while it drains), so existing handles stay valid.
+    fn with_meters(mut self) -> Self {
+        self.register_meters();
+        self
+    }
+
+    fn register_meters(&mut self) {
+        let plan = self.router.plan();
+        for queue in plan.queues.get(self.meters.len()..).unwrap_or_default() {
+            self.meters.push(m::QueueMeters::register(&queue.name));
+        }
+    }
+
+    fn meters(&mut self, queue: crate::model::QueueId) -> &mut m::QueueMeters {
+        &mut self.meters[usize::from(queue.0)]
     }
 
     /// The router's clock: wall time, never going backwards.
@@ -851,9 +873,7 @@ impl RouterTask {
                     self.send_state(agent);
                 }
                 if let (Ok(()), Some(queue)) = (&result, rejected) {
-                    let name = self.queue_name(queue);
-                    metrics::counter!(m::OFFERS, "queue" => name, "outcome" => "rejected")
-                        .increment(1);
+                    self.meters(queue).offer(m::OfferOutcome::Rejected);
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
@@ -959,7 +979,9 @@ impl RouterTask {
                 let _ = reply.send(self.router.contact(id));
             }
             Command::UpdatePlan { plan, reply } => {
-                let _ = reply.send(self.router.update_plan(*plan));
+                let result = self.router.update_plan(*plan);
+                self.register_meters();
+                let _ = reply.send(result);
             }
             Command::Snapshot { reply } => {
                 let queues = (0..self.router.plan().queues.len())
@@ -1218,20 +1240,19 @@ impl RouterTask {
                     agent,
                     reason,
                 } => {
-                    let queue = self
-                        .router
-                        .contact(contact)
-                        .map(|c| self.queue_name(c.queue));
+                    let queue = self.router.contact(contact).map(|c| c.queue);
                     let (reason, outcome) = match reason {
-                        RevokeReason::Expired => ("expired", "expired"),
-                        RevokeReason::ContactLeft => ("contact_left", "revoked"),
-                        RevokeReason::AgentUnavailable => ("agent_unavailable", "revoked"),
-                        RevokeReason::Transferred => ("transferred", "revoked"),
+                        RevokeReason::Expired => ("expired", m::OfferOutcome::Expired),
+                        RevokeReason::ContactLeft => ("contact_left", m::OfferOutcome::Revoked),
+                        RevokeReason::AgentUnavailable => {
+                            ("agent_unavailable", m::OfferOutcome::Revoked)
+                        }
+                        RevokeReason::Transferred => ("transferred", m::OfferOutcome::Revoked),
                     };
-                    self.log_contact(contact, queue.clone(), Some(&agent), "offer withdrawn");
+                    let name = queue.map(|q| self.queue_name(q));
+                    self.log_contact(contact, name, Some(&agent), "offer withdrawn");
                     if let Some(queue) = queue {
-                        metrics::counter!(m::OFFERS, "queue" => queue, "outcome" => outcome)
-                            .increment(1);
+                        self.meters(queue).offer(outcome);
                         self.status(contact, "queued", None);
                     }
                     self.send(
@@ -1248,18 +1269,15 @@ impl RouterTask {
                     queue,
                     waited,
                 } => {
-                    let name = self.queue_name(queue);
                     let channel = self
                         .router
                         .contact(contact)
                         .map(|c| c.channel)
                         .unwrap_or(Channel::Webhook);
-                    metrics::counter!(m::OFFERS, "queue" => name.clone(), "outcome" => "accepted")
-                        .increment(1);
+                    self.meters(queue).offer(m::OfferOutcome::Accepted);
                     // A contact answered again after a requeue was already counted.
-                    if self.answered_at.insert(contact, now).is_none() {
-                        metrics::histogram!(m::WAIT_SECONDS, "queue" => name, "channel" => channel.as_str())
-                            .record(waited as f64 / 1000.0);
+                    if self.answered_at.insert(contact, (now, channel)).is_none() {
+                        self.meters(queue).answered(channel, waited as f64 / 1000.0);
                     }
                     self.status(contact, "assigned", Some(&agent));
                     self.log_contact(contact, None, Some(&agent), "contact assigned");
@@ -1328,8 +1346,7 @@ impl RouterTask {
                     );
                     self.log_contact(contact, None, None, "SLA deadline missed");
                     if let Some(c) = self.router.contact(contact) {
-                        metrics::counter!(m::SLA_BREACHES, "queue" => self.queue_name(c.queue))
-                            .increment(1);
+                        self.meters(c.queue).sla_breached();
                     }
                 }
                 Action::WrapUpStarted { agent, contact, .. } => {
@@ -1363,18 +1380,11 @@ impl RouterTask {
                     };
                     self.log_contact(contact, Some(name.clone()), None, left);
                     if outcome == Outcome::Abandoned {
-                        metrics::counter!(m::CONTACTS_ABANDONED, "queue" => name.clone())
-                            .increment(1);
+                        self.meters(queue).abandoned();
                     }
-                    if let Some(answered) = self.answered_at.remove(&contact) {
-                        let channel = self
-                            .shared
-                            .contacts
-                            .get(&contact.0)
-                            .map(|r| r.channel.clone())
-                            .unwrap_or_default();
-                        metrics::histogram!(m::HANDLE_SECONDS, "queue" => name, "channel" => channel)
-                            .record(now.saturating_sub(answered) as f64 / 1000.0);
+                    if let Some((answered, channel)) = self.answered_at.remove(&contact) {
+                        self.meters(queue)
+                            .handled(channel, now.saturating_sub(answered) as f64 / 1000.0);
                     }
                     self.callback(contact, outcome_name, serde_json::Value::Null);
                     self.records.push(Record::Closed {
@@ -1429,16 +1439,11 @@ impl RouterTask {
         let now = self.now();
         for q in 0..self.router.plan().queues.len() {
             let id = crate::model::QueueId(q as u16);
-            let name = self.queue_name(id);
             let snap = self.router.queue(id);
-            metrics::gauge!(m::QUEUE_WAITING, "queue" => name.clone()).set(snap.waiting as f64);
             let oldest = snap
                 .oldest_arrival
                 .map_or(0.0, |t| now.saturating_sub(t) as f64 / 1000.0);
-            metrics::gauge!(m::QUEUE_OLDEST_WAIT, "queue" => name.clone()).set(oldest);
-            if let Some(sl) = snap.counters.service_level() {
-                metrics::gauge!(m::SERVICE_LEVEL, "queue" => name).set(sl);
-            }
+            self.meters[q].line(snap.waiting, oldest, snap.counters.service_level());
         }
         let mut by_state: HashMap<&str, usize> =
             ["offline", "available", "away", "busy", "wrap_up"]

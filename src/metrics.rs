@@ -8,6 +8,9 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
+mod meters;
+pub use meters::{OfferOutcome, QueueMeters};
+
 /// Contacts accepted at intake, by `channel` and `queue`.
 pub const CONTACTS_RECEIVED: &str = "switchboard_contacts_received_total";
 /// Contacts waiting in line now, by `queue`.
