@@ -791,3 +791,63 @@ async fn intake_answers_503_once_the_open_contact_limit_is_reached() {
     assert_eq!(status, 202);
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_request_can_retry_with_its_idempotency_key() {
+    let dir = TempDir::new("idem-hangup");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let body = billing_email().to_string();
+    let keys: Vec<String> = (0..20).map(|n| format!("hangup-{n}")).collect();
+    for key in &keys {
+        // The request goes out whole, then the client is gone before any answer: the daemon may
+        // be anywhere between reading it and committing the contact.
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!(
+            "POST /v1/contacts HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Idempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+            .await
+            .expect("write");
+        drop(stream);
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for key in &keys {
+        let headers = [JSON, ("Idempotency-Key", key.as_str())];
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let answer = loop {
+            let (status, answer) = http(addr, "POST", "/v1/contacts", &headers, &body).await;
+            match status {
+                202 => break answer,
+                409 if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                _ => panic!("the retry with {key} got {status}: {answer}"),
+            }
+        };
+        let id = answer["id"].as_str().expect("id").to_string();
+        let (status, view) = http(addr, "GET", &format!("/v1/contacts/{id}"), &[ADMIN], "").await;
+        assert_eq!(
+            (status, view["status"].as_str()),
+            (200, Some("queued")),
+            "{view}"
+        );
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), keys.len(), "one contact per key");
+    let (_, queues) = http(addr, "GET", "/v1/queues", &[ADMIN], "").await;
+    let billing = queues["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["queue"] == "billing")
+        .cloned()
+        .expect("billing");
+    assert_eq!(
+        billing["waiting"], 20,
+        "every contact the daemon took is in line, each once: {billing}"
+    );
+    d.shutdown().await.expect("clean shutdown");
+}

@@ -34,29 +34,42 @@ pub(super) async fn post_inbound(
         ));
     }
     super::intake::check_signature(&shared, &headers, &body)?;
-    let delivered = shared
-        .email
-        .deliver(&shared, body.to_vec(), Arrival::default())
-        .await
-        .map_err(|e| match e {
-            EmailError::Parse(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_message", e.to_string())
-            }
-            EmailError::UnknownMailbox(_) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_mailbox",
-                e.to_string(),
-            ),
-            EmailError::RateLimited(_) => {
-                let mut error =
-                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string());
-                error.retry_after = Some(60);
-                error
-            }
-            EmailError::Journal(_) | EmailError::OverCapacity(_) => {
-                ApiError::unavailable(e.to_string())
-            }
-        })?;
+    // Delivered in its own task, as `POST /v1/contacts` commits: a sender hanging up must not
+    // cut a message between its commit and its hand-off to the router.
+    let delivering = shared.clone();
+    let delivered = tokio::spawn(async move {
+        delivering
+            .email
+            .deliver(&delivering, body.to_vec(), Arrival::default())
+            .await
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("delivery failed: {e}"),
+        )
+    })?
+    .map_err(|e| match e {
+        EmailError::Parse(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_message", e.to_string())
+        }
+        EmailError::UnknownMailbox(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_mailbox",
+            e.to_string(),
+        ),
+        EmailError::RateLimited(_) => {
+            let mut error =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string());
+            error.retry_after = Some(60);
+            error
+        }
+        EmailError::Journal(_) | EmailError::OverCapacity(_) => {
+            ApiError::unavailable(e.to_string())
+        }
+    })?;
     let body = json!({
         "id": delivered.contact().to_string(),
         "status": delivered.as_str(),

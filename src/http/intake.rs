@@ -216,8 +216,31 @@ pub(super) async fn post_contact(
             }
         }
     }
-    // Released if this request fails or the client goes away mid-way, so the key is not stuck
-    // answering 409.
+    // The commit and the hand-off to the router run in their own task: hyper drops this
+    // handler when the client hangs up, and a contact the journal has committed (or is about
+    // to) must still be routed and its key must still get its answer, or the contact would sit
+    // unrouted until a restart and every retry would collide with the journaled key.
+    let answer = tokio::spawn(accept_once(shared.clone(), setup, parsed, channel, key))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("intake failed: {e}"),
+            )
+        })??;
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+}
+
+/// Accepts the contact and records the answer under its idempotency key; on failure the key is
+/// released so that a retry is not stuck answering 409.
+async fn accept_once(
+    shared: Arc<Shared>,
+    setup: Arc<Setup>,
+    parsed: ContactBody,
+    channel: Channel,
+    key: Option<String>,
+) -> Result<Value, ApiError> {
     let mut pending = PendingKey {
         shared: &shared,
         key: key.clone(),
@@ -226,7 +249,7 @@ pub(super) async fn post_contact(
     if let Some(key) = pending.key.take() {
         shared.idempotency.insert(key, Some(answer.clone()));
     }
-    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+    Ok(answer)
 }
 
 /// An idempotency key claimed by a request in flight.
