@@ -1306,6 +1306,13 @@ impl RouterTask {
                         "sla_warning",
                         serde_json::json!({"kind": sla_kind(kind), "deadline": deadline}),
                     );
+                    self.log_contact(contact, None, None, "SLA deadline near");
+                    // Counted like breaches, by the queue the contact is in now: a warning
+                    // rate rising ahead of breaches is the early sign ops can still act on.
+                    if let Some(c) = self.router.contact(contact) {
+                        metrics::counter!(m::SLA_WARNINGS, "queue" => self.queue_name(c.queue))
+                            .increment(1);
+                    }
                     if let Some(agent) = self.router.contact(contact).and_then(|c| c.agent) {
                         let msg = ServerMessage::SlaWarning {
                             contact_id: contact.to_string(),

@@ -22,6 +22,8 @@ pub const OFFERS: &str = "switchboard_offers_total";
 pub const AGENTS: &str = "switchboard_agents";
 /// SLA deadlines missed, by `queue`.
 pub const SLA_BREACHES: &str = "switchboard_sla_breaches_total";
+/// SLA warnings (a deadline close, at the policy's warning fraction), by `queue`.
+pub const SLA_WARNINGS: &str = "switchboard_sla_warnings_total";
 /// Share answered within the queue's threshold since start, by `queue`.
 pub const SERVICE_LEVEL: &str = "switchboard_service_level";
 /// Time from answer to completion, by `queue` and `channel`.
@@ -103,6 +105,10 @@ pub fn describe() {
     describe_counter!(OFFERS, "Offers made to agents, by outcome.");
     describe_gauge!(AGENTS, "Agents by state.");
     describe_counter!(SLA_BREACHES, "SLA deadlines missed.");
+    describe_counter!(
+        SLA_WARNINGS,
+        "SLA warnings: a deadline is near and the contact is not yet served."
+    );
     describe_gauge!(
         SERVICE_LEVEL,
         "Share of answered contacts answered within the queue's threshold."

@@ -632,7 +632,7 @@ impl Prometheus {
 }
 
 /// Traffic that makes every metric the dashboard and rules read appear: answered, expired,
-/// rejected and abandoned contacts, SLA breaches, email, classification, refused intake, and
+/// rejected and abandoned contacts, SLA warnings and breaches, email, classification, refused intake, and
 /// a good and a refused reload.
 async fn traffic(daemon: &Serving, config: &Path) {
     let addr = daemon.addr;
@@ -724,22 +724,23 @@ async fn traffic(daemon: &Serving, config: &Path) {
     let (status, _) = http(addr, "POST", "/v1/admin/reload", &[admin], "").await;
     assert_eq!(status, 422);
 
-    // Wait for the SLA breach of the rejected contact.
-    common::eventually(addr, "/metrics", |_| true).await;
+    // Wait for the SLA warning (at 80 % of the 2 s) and the breach of the rejected contact.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, page) = http(addr, "GET", "/metrics", &[], "").await;
-        if page
-            .as_str()
-            .is_some_and(|p| p.contains("switchboard_sla_breaches_total"))
-        {
-            break;
+    for series in [
+        "switchboard_sla_warnings_total{queue=\"support\"}",
+        "switchboard_sla_breaches_total{queue=\"support\"}",
+    ] {
+        loop {
+            let (_, page) = http(addr, "GET", "/metrics", &[], "").await;
+            if page.as_str().is_some_and(|p| p.contains(series)) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {series} within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no SLA breach within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
