@@ -38,6 +38,8 @@ pub const JOURNAL_ERRORS: &str = "switchboard_journal_errors_total";
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 /// Agent websocket connections open now.
 pub const AGENT_CONNECTIONS: &str = "switchboard_agent_connections";
+/// Customer chat websocket connections open now.
+pub const CHAT_CONNECTIONS: &str = "switchboard_chat_connections";
 /// Callback webhook events by `outcome` (delivered, failed after retries, dropped when the queue
 /// was full).
 pub const CALLBACKS: &str = "switchboard_callbacks_total";
@@ -130,6 +132,10 @@ pub fn describe() {
     describe_counter!(JOURNAL_ERRORS, "Journal batches that failed to commit.");
     describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
     describe_gauge!(AGENT_CONNECTIONS, "Agent websocket connections open now.");
+    describe_gauge!(
+        CHAT_CONNECTIONS,
+        "Customer chat websocket connections open now."
+    );
     describe_counter!(CALLBACKS, "Callback webhook events, by outcome.");
     describe_counter!(EMAIL_RECEIVED, "Inbound email messages, by outcome.");
     describe_counter!(

@@ -632,7 +632,7 @@ impl Prometheus {
 }
 
 /// Traffic that makes every metric the dashboard and rules read appear: answered, expired,
-/// rejected and abandoned contacts, SLA warnings and breaches, email, classification, refused intake, and
+/// rejected and abandoned contacts, SLA warnings and breaches, a customer chat socket, email, classification, refused intake, and
 /// a good and a refused reload.
 async fn traffic(daemon: &Serving, config: &Path) {
     let addr = daemon.addr;
@@ -716,6 +716,15 @@ async fn traffic(daemon: &Serving, config: &Path) {
     }
     assert!(refused > 0, "intake never refused a contact over the cap");
 
+    // A customer chat socket is counted while open, and counted out when it closes.
+    let (mut customer, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/chat/ws"))
+        .await
+        .expect("a customer connects");
+    wait_for_series(addr, "switchboard_chat_connections 1").await;
+    customer.close(None).await.expect("close");
+    drop(customer);
+    wait_for_series(addr, "switchboard_chat_connections 0").await;
+
     // A reload that works, then one of a broken file.
     let (status, answer) = http(addr, "POST", "/v1/admin/reload", &[admin], "").await;
     assert_eq!(status, 200, "{answer}");
@@ -724,23 +733,26 @@ async fn traffic(daemon: &Serving, config: &Path) {
     let (status, _) = http(addr, "POST", "/v1/admin/reload", &[admin], "").await;
     assert_eq!(status, 422);
 
-    // Wait for the SLA warning (at 80 % of the 2 s) and the breach of the rejected contact.
+    // The SLA warning (at 80 % of the 2 s) and the breach of the rejected contact.
+    wait_for_series(addr, "switchboard_sla_warnings_total{queue=\"support\"}").await;
+    wait_for_series(addr, "switchboard_sla_breaches_total{queue=\"support\"}").await;
+}
+
+/// Waits up to 10 s for a line of /metrics that starts with `series` (a name with its labels,
+/// optionally followed by a value).
+async fn wait_for_series(addr: SocketAddr, series: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    for series in [
-        "switchboard_sla_warnings_total{queue=\"support\"}",
-        "switchboard_sla_breaches_total{queue=\"support\"}",
-    ] {
-        loop {
-            let (_, page) = http(addr, "GET", "/metrics", &[], "").await;
-            if page.as_str().is_some_and(|p| p.contains(series)) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {series} within 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    loop {
+        let (_, page) = http(addr, "GET", "/metrics", &[], "").await;
+        let text = page.as_str().unwrap_or_default();
+        if text.lines().any(|line| line.starts_with(series)) {
+            return;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {series:?} on /metrics within 10 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
