@@ -184,6 +184,7 @@ impl Setup {
                 warn!(
                     contact = record.id,
                     queue = %record.queue,
+                    channel = %record.channel,
                     "an open contact's queue is not in the configuration; it drains with default rules"
                 );
                 let mut queue = crate::router::QueuePlan::new(record.queue.clone());
@@ -1152,7 +1153,12 @@ impl RouterTask {
             "at": self.last_now,
             "detail": detail,
         });
-        self.callbacks.send(url, &body);
+        let about = crate::notify::CallbackContact {
+            id: contact.0,
+            queue: record.queue.clone(),
+            channel: record.channel.clone(),
+        };
+        self.callbacks.send(url, about, &body);
     }
 
     fn send(&mut self, agent: &AgentId, msg: ServerMessage) {

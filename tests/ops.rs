@@ -1,5 +1,5 @@
-//! Operations, tested on the real binary: its JSON logs keep secrets and message bodies out
-//! while every line about a contact names it; `switchboard status` summarizes a running
+//! Operations, tested on the real binary: its JSON logs keep secrets, message bodies and
+//! callback URLs' paths and queries out while every line about a contact names it; `switchboard status` summarizes a running
 //! daemon; and a real Prometheus server scraping a real daemon answers every PromQL expression
 //! of contrib/grafana/switchboard.json and contrib/prometheus/switchboard.rules.yml.
 
@@ -100,6 +100,8 @@ async fn json_logs_name_every_contact_and_never_show_secrets_or_bodies() {
     const RELAY_PASSWORD: &str = "ops-relay-SECRET-c3d2";
     const WRONG_TOKEN: &str = "ops-wrong-SECRET-d4c3";
     const BODY: &str = "BODYMARK-93c1";
+    const CALLBACK_PATH: &str = "ops-callback-path-SECRET-e5b4";
+    const CALLBACK_TOKEN: &str = "ops-callback-query-SECRET-f6a5";
     let dir = TempDir::new("ops-logs");
     // A relay that refuses connections: delivery attempts fail and are logged with the error.
     let relay = format!(
@@ -152,13 +154,20 @@ async fn json_logs_name_every_contact_and_never_show_secrets_or_bodies() {
     .await;
     assert_eq!(status, 401);
 
-    // A signed webhook contact and an email, both carrying the body marker.
+    // A signed webhook contact and an email, both carrying the body marker. The contact's
+    // callback URL carries the customer's token in its path and query, and nothing listens
+    // there: every delivery fails and is logged.
+    let callback_url = format!(
+        "http://127.0.0.1:{}/hooks/{CALLBACK_PATH}?token={CALLBACK_TOKEN}",
+        serving::free_port()
+    );
     let body = json!({
         "channel": "chat",
         "queue": "support",
         "subject": format!("subject {BODY}"),
         "body": format!("My router blinks red. {BODY}"),
         "customer": {"id": "cust-1", "name": "Ada"},
+        "callback_url": callback_url,
     })
     .to_string();
     let signature = switchboard::notify::sign(WEBHOOK_SECRET, body.as_bytes());
@@ -209,6 +218,15 @@ async fn json_logs_name_every_contact_and_never_show_secrets_or_bodies() {
         }),
         "the failed delivery to the relay is logged"
     );
+    // The failed callback is logged about its contact, naming the receiver by host only.
+    assert!(
+        daemon.wait_for_log(Duration::from_secs(10), |line| {
+            line["message"] == "callback not delivered"
+                && line["contact"].as_u64().map(|c| c.to_string()) == Some(chat_id.clone())
+                && line["host"] == "127.0.0.1"
+        }),
+        "the failed callback is logged with its contact and host"
+    );
     let status = daemon.stop();
     assert!(status.success(), "exit status {status}");
 
@@ -222,6 +240,8 @@ async fn json_logs_name_every_contact_and_never_show_secrets_or_bodies() {
         WRONG_TOKEN,
         &agent_token,
         BODY,
+        CALLBACK_PATH,
+        CALLBACK_TOKEN,
     ] {
         let leaks: Vec<&String> = stdout.iter().filter(|l| l.contains(secret)).collect();
         assert!(
