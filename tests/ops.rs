@@ -626,6 +626,68 @@ async fn a_real_prometheus_answers_every_dashboard_and_rule_expression() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    served_metrics_match_their_declaration(addr).await;
+}
+
+/// Every `switchboard_*` family the daemon serves is in `switchboard::metrics::ALL`, with the
+/// declared type and exactly the declared label names on every series: the declaration that
+/// docs/metrics.md is checked against is the truth about the recording sites too.
+async fn served_metrics_match_their_declaration(addr: SocketAddr) {
+    use switchboard::metrics::{ALL, Kind};
+    let (_, page) = http(addr, "GET", "/metrics", &[], "").await;
+    let page = page.as_str().expect("a text page").to_string();
+    let label_name =
+        regex::Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*""#).expect("regex");
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in page.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            match ALL.iter().find(|m| m.name == name) {
+                Some(m) if m.kind.as_str() == kind => {}
+                Some(m) => problems.push(format!(
+                    "{name} is served as a {kind}, declared a {}",
+                    m.kind.as_str()
+                )),
+                None => problems.push(format!("{name} is served but not in metrics::ALL")),
+            }
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let series = line.split_once(' ').map_or(line, |(s, _)| s);
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let Some(metric) = ALL.iter().find(|m| {
+            let base = match m.kind {
+                Kind::Histogram => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix)),
+                _ => Some(name),
+            };
+            base == Some(m.name)
+        }) else {
+            problems.push(format!("a series of no declared metric: {line}"));
+            continue;
+        };
+        seen.insert(metric.name);
+        let mut served: Vec<&str> = label_name
+            .captures_iter(labels)
+            .map(|c| c.get(1).expect("a name").as_str())
+            .filter(|l| !(metric.kind == Kind::Histogram && *l == "le"))
+            .collect();
+        served.sort_unstable();
+        let mut declared = metric.labels.to_vec();
+        declared.sort_unstable();
+        if served != declared {
+            problems.push(format!(
+                "{series}: labels {served:?}, declared {declared:?}"
+            ));
+        }
+    }
+    // The traffic makes nearly every metric appear; too few means the parser went wrong.
+    assert!(seen.len() >= 20, "only {seen:?} parsed from /metrics");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 impl Prometheus {
