@@ -184,6 +184,7 @@ impl Setup {
                 warn!(
                     contact = record.id,
                     queue = %record.queue,
+                    channel = %record.channel,
                     "an open contact's queue is not in the configuration; it drains with default rules"
                 );
                 let mut queue = crate::router::QueuePlan::new(record.queue.clone());
@@ -1174,7 +1175,12 @@ impl RouterTask {
             "at": self.last_now,
             "detail": detail,
         });
-        self.callbacks.send(url, &body);
+        let about = crate::notify::CallbackContact {
+            id: contact.0,
+            queue: record.queue.clone(),
+            channel: record.channel.clone(),
+        };
+        self.callbacks.send(url, about, &body);
     }
 
     fn send(&mut self, agent: &AgentId, msg: ServerMessage) {
@@ -1324,6 +1330,13 @@ impl RouterTask {
                         "sla_warning",
                         serde_json::json!({"kind": sla_kind(kind), "deadline": deadline}),
                     );
+                    self.log_contact(contact, None, None, "SLA deadline near");
+                    // Counted like breaches, by the queue the contact is in now: a warning
+                    // rate rising ahead of breaches is the early sign ops can still act on.
+                    if let Some(c) = self.router.contact(contact) {
+                        metrics::counter!(m::SLA_WARNINGS, "queue" => self.queue_name(c.queue))
+                            .increment(1);
+                    }
                     if let Some(agent) = self.router.contact(contact).and_then(|c| c.agent) {
                         let msg = ServerMessage::SlaWarning {
                             contact_id: contact.to_string(),

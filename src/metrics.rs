@@ -25,6 +25,8 @@ pub const OFFERS: &str = "switchboard_offers_total";
 pub const AGENTS: &str = "switchboard_agents";
 /// SLA deadlines missed, by `queue`.
 pub const SLA_BREACHES: &str = "switchboard_sla_breaches_total";
+/// SLA warnings (a deadline close, at the policy's warning fraction), by `queue`.
+pub const SLA_WARNINGS: &str = "switchboard_sla_warnings_total";
 /// Share answered within the queue's threshold since start, by `queue`.
 pub const SERVICE_LEVEL: &str = "switchboard_service_level";
 /// Time from answer to completion, by `queue` and `channel`.
@@ -39,6 +41,8 @@ pub const JOURNAL_ERRORS: &str = "switchboard_journal_errors_total";
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 /// Agent websocket connections open now.
 pub const AGENT_CONNECTIONS: &str = "switchboard_agent_connections";
+/// Customer chat websocket connections open now.
+pub const CHAT_CONNECTIONS: &str = "switchboard_chat_connections";
 /// Callback webhook events by `outcome` (delivered, failed after retries, dropped when the queue
 /// was full).
 pub const CALLBACKS: &str = "switchboard_callbacks_total";
@@ -63,6 +67,75 @@ pub const RULE_MATCHES: &str = "switchboard_rule_matches_total";
 pub const CLASSIFICATION_ERRORS: &str = "switchboard_classification_errors_total";
 /// Time to classify one contact (signals, intent, rules).
 pub const CLASSIFY_SECONDS: &str = "switchboard_classify_seconds";
+
+/// What kind of series a metric is, by the name Prometheus (`# TYPE`) and docs/metrics.md use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (and back to zero at a restart); read with `rate()` or `increase()`.
+    Counter,
+    /// A value now.
+    Gauge,
+    /// Observations in buckets, served as `_bucket`, `_sum` and `_count` series.
+    Histogram,
+}
+
+impl Kind {
+    /// The name in `# TYPE` lines and in docs/metrics.md.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// A metric's contract with dashboards, alerts and docs: its name, kind and label names.
+#[derive(Clone, Copy, Debug)]
+pub struct Metric {
+    /// The name, one of the constants above.
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: Kind,
+    /// The label names every series of it carries (a histogram's `le` aside).
+    pub labels: &'static [&'static str],
+}
+
+const fn metric(name: &'static str, kind: Kind, labels: &'static [&'static str]) -> Metric {
+    Metric { name, kind, labels }
+}
+
+/// Every metric with its kind and labels. The recording sites must use exactly these labels:
+/// tests/docs_metrics.rs holds docs/metrics.md to this list, and tests/ops.rs holds the series
+/// the daemon serves to it.
+pub const ALL: &[Metric] = &[
+    metric(CONTACTS_RECEIVED, Kind::Counter, &["channel", "queue"]),
+    metric(QUEUE_WAITING, Kind::Gauge, &["queue"]),
+    metric(QUEUE_OLDEST_WAIT, Kind::Gauge, &["queue"]),
+    metric(WAIT_SECONDS, Kind::Histogram, &["queue", "channel"]),
+    metric(OFFERS, Kind::Counter, &["queue", "outcome"]),
+    metric(AGENTS, Kind::Gauge, &["state"]),
+    metric(SLA_BREACHES, Kind::Counter, &["queue"]),
+    metric(SLA_WARNINGS, Kind::Counter, &["queue"]),
+    metric(SERVICE_LEVEL, Kind::Gauge, &["queue"]),
+    metric(HANDLE_SECONDS, Kind::Histogram, &["queue", "channel"]),
+    metric(CONTACTS_ABANDONED, Kind::Counter, &["queue"]),
+    metric(JOURNAL_COMMIT_SECONDS, Kind::Histogram, &[]),
+    metric(JOURNAL_ERRORS, Kind::Counter, &[]),
+    metric(HTTP_REQUESTS, Kind::Counter, &["route", "status"]),
+    metric(AGENT_CONNECTIONS, Kind::Gauge, &[]),
+    metric(CHAT_CONNECTIONS, Kind::Gauge, &[]),
+    metric(CALLBACKS, Kind::Counter, &["outcome"]),
+    metric(EMAIL_RECEIVED, Kind::Counter, &["outcome"]),
+    metric(SMTP_REJECTED, Kind::Counter, &["reason"]),
+    metric(EMAIL_SENT, Kind::Counter, &["kind", "outcome"]),
+    metric(CSAT_RATINGS, Kind::Counter, &["queue", "score"]),
+    metric(EMAIL_OUTBOX, Kind::Gauge, &[]),
+    metric(CONFIG_RELOADS, Kind::Counter, &["result"]),
+    metric(RULE_MATCHES, Kind::Counter, &["rule"]),
+    metric(CLASSIFICATION_ERRORS, Kind::Counter, &["rule"]),
+    metric(CLASSIFY_SECONDS, Kind::Histogram, &[]),
+];
 
 /// Histogram buckets for waits and handle times, in seconds: from a second to an email day.
 const WAIT_BUCKETS: &[f64] = &[
@@ -106,6 +179,10 @@ pub fn describe() {
     describe_counter!(OFFERS, "Offers made to agents, by outcome.");
     describe_gauge!(AGENTS, "Agents by state.");
     describe_counter!(SLA_BREACHES, "SLA deadlines missed.");
+    describe_counter!(
+        SLA_WARNINGS,
+        "SLA warnings: a deadline is near and the contact is not yet served."
+    );
     describe_gauge!(
         SERVICE_LEVEL,
         "Share of answered contacts answered within the queue's threshold."
@@ -127,6 +204,10 @@ pub fn describe() {
     describe_counter!(JOURNAL_ERRORS, "Journal batches that failed to commit.");
     describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
     describe_gauge!(AGENT_CONNECTIONS, "Agent websocket connections open now.");
+    describe_gauge!(
+        CHAT_CONNECTIONS,
+        "Customer chat websocket connections open now."
+    );
     describe_counter!(CALLBACKS, "Callback webhook events, by outcome.");
     describe_counter!(EMAIL_RECEIVED, "Inbound email messages, by outcome.");
     describe_counter!(

@@ -52,9 +52,38 @@ pub fn check_url(url: &str) -> Result<(), CallbackUrlError> {
     }
 }
 
+/// The contact a callback event is about: every log line of its delivery names it, as every
+/// line about a contact does.
+#[derive(Clone, Debug)]
+pub struct CallbackContact {
+    /// The contact's id.
+    pub id: u64,
+    /// Its queue when the event was sent.
+    pub queue: String,
+    /// Its channel.
+    pub channel: String,
+}
+
 struct Delivery {
     url: String,
+    contact: CallbackContact,
     body: Bytes,
+}
+
+impl Delivery {
+    /// The host of the URL, the only part of it fit for logs: the customer chose the URL, and
+    /// its path or query may carry a token of theirs (`?key=...`), or user info a password.
+    fn host(&self) -> String {
+        host_of(&self.url)
+    }
+}
+
+/// The host of a callback URL (without user info, port, path or query), or a placeholder.
+fn host_of(url: &str) -> String {
+    url.parse::<Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(str::to_owned))
+        .unwrap_or_else(|| "(not a URL)".into())
 }
 
 /// The sending side, held by the router task.
@@ -87,15 +116,24 @@ impl Callbacks {
         (Callbacks { queue }, task)
     }
 
-    /// Queues one event for `url`; never waits.
-    pub fn send(&self, url: &str, event: &Value) {
+    /// Queues one event about `contact` for `url`; never waits.
+    pub fn send(&self, url: &str, contact: CallbackContact, event: &Value) {
         let delivery = Delivery {
             url: url.to_owned(),
+            contact,
             body: Bytes::from(event.to_string()),
         };
-        if self.queue.try_send(delivery).is_err() {
+        if let Err(full) = self.queue.try_send(delivery) {
+            let delivery = full.into_inner();
+            let c = &delivery.contact;
             metrics::counter!(m::CALLBACKS, "outcome" => "dropped").increment(1);
-            warn!(url, "callback queue full; event dropped");
+            warn!(
+                contact = c.id,
+                queue = %c.queue,
+                channel = %c.channel,
+                host = %delivery.host(),
+                "callback queue full; event dropped"
+            );
         }
     }
 }
@@ -108,9 +146,24 @@ async fn deliver_with_retries(delivery: &Delivery, secret: Option<&str>) {
                 metrics::counter!(m::CALLBACKS, "outcome" => "delivered").increment(1);
                 return;
             }
-            Ok(Ok(status)) => warn!(url = delivery.url, status, attempt, "callback refused"),
-            Ok(Err(e)) => warn!(url = delivery.url, error = %e, attempt, "callback failed"),
-            Err(_) => warn!(url = delivery.url, attempt, "callback timed out"),
+            answer => {
+                let c = &delivery.contact;
+                let (status, error) = match answer {
+                    Ok(Ok(status)) => (Some(status), None),
+                    Ok(Err(e)) => (None, Some(e)),
+                    Err(_) => (None, Some("timed out".to_owned())),
+                };
+                warn!(
+                    contact = c.id,
+                    queue = %c.queue,
+                    channel = %c.channel,
+                    host = %delivery.host(),
+                    status,
+                    error,
+                    attempt,
+                    "callback not delivered"
+                );
+            }
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(backoff).await;
@@ -168,6 +221,16 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_name_a_callback_receiver_by_host_alone() {
+        assert_eq!(
+            host_of("http://crm:pa55@hooks.example.com:8080/t/SECRET?key=SECRET"),
+            "hooks.example.com"
+        );
+        assert_eq!(host_of("http://[::1]/x?token=SECRET"), "[::1]");
+        assert_eq!(host_of("not a url SECRET"), "(not a URL)");
+    }
 
     #[test]
     fn only_absolute_http_urls_are_accepted() {

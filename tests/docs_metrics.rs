@@ -1,7 +1,9 @@
 //! docs/metrics.md and src/metrics.rs cannot drift: every metric declared in src/metrics.rs has
-//! exactly one row in the docs' table, and every metric name in the table's first column is
-//! declared. A metric name spelled out anywhere else under src/ must be declared too, since
-//! src/metrics.rs is meant to be the single source of names.
+//! exactly one row in the docs' table, with the type and label names `switchboard::metrics::ALL`
+//! declares, and every metric name in the table's first column is declared. A metric name
+//! spelled out anywhere else under src/ must be declared too, since src/metrics.rs is meant to
+//! be the single source of names. The HTTP route templates the daemon counts are all listed in
+//! the row of `switchboard_http_requests_total`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -40,48 +42,128 @@ fn declared_metrics(source: &str) -> BTreeMap<String, String> {
     found
 }
 
-/// The first column of the metrics table in docs/metrics.md: the first table whose header's
-/// first cell is `metric`. Other tables (PromQL recipes, alerts) are not read. Each cell must be
-/// a metric name in backticks; anything else is returned as an error.
-fn documented_metrics(markdown: &str) -> Result<Vec<String>, String> {
-    let first_cell = |line: &str| -> Option<String> {
+/// One row of the metrics table: the cells after the first, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    name: String,
+    kind: String,
+    labels: String,
+    meaning: String,
+}
+
+/// The rows of the metrics table in docs/metrics.md: the first table whose header's first cell
+/// is `metric`, with columns metric, type, labels, meaning. Other tables (PromQL recipes,
+/// alerts) are not read. Each first cell must be a metric name in backticks; anything else is
+/// returned as an error.
+fn documented_rows(markdown: &str) -> Result<Vec<Row>, String> {
+    let cells = |line: &str| -> Option<Vec<String>> {
         let row = line.trim().strip_prefix('|')?;
-        Some(row.split('|').next().unwrap_or_default().trim().to_string())
+        let row = row.strip_suffix('|').unwrap_or(row);
+        Some(row.split('|').map(|c| c.trim().to_string()).collect())
     };
-    let mut lines = markdown.lines().skip_while(|line| {
-        first_cell(line).is_none_or(|cell| !cell.eq_ignore_ascii_case("metric"))
-    });
-    if lines.next().is_none() {
+    let mut lines = markdown
+        .lines()
+        .skip_while(|line| cells(line).is_none_or(|c| !c[0].eq_ignore_ascii_case("metric")));
+    let Some(header) = lines.next().and_then(cells) else {
         return Err("no table whose first column is headed `metric`".into());
+    };
+    let header: Vec<String> = header.iter().map(|c| c.to_ascii_lowercase()).collect();
+    if header != ["metric", "type", "labels", "meaning"] {
+        return Err(format!(
+            "the metrics table's columns are {header:?}, not metric, type, labels, meaning"
+        ));
     }
-    let mut names = Vec::new();
-    let rows = lines.map_while(|line| first_cell(line).map(|cell| (line, cell)));
-    for (i, (line, cell)) in rows.enumerate() {
-        if i == 0 && cell.chars().all(|c| matches!(c, '-' | ':')) {
+    let mut rows = Vec::new();
+    let table = lines.map_while(|line| cells(line).map(|c| (line, c)));
+    for (i, (line, cells)) in table.enumerate() {
+        if i == 0 && cells[0].chars().all(|c| matches!(c, '-' | ':')) {
             continue; // the |---| separator
         }
-        match cell.strip_prefix('`').and_then(|c| c.strip_suffix('`')) {
-            Some(name) if name.starts_with("switchboard_") => names.push(name.to_string()),
+        let name = match cells[0].strip_prefix('`').and_then(|c| c.strip_suffix('`')) {
+            Some(name) if name.starts_with("switchboard_") => name.to_string(),
             _ => {
                 return Err(format!(
                     "a row of the metrics table does not start with a metric name in backticks: \
                      {line:?}"
                 ));
             }
-        }
+        };
+        let [_, kind, labels, meaning] = &cells[..] else {
+            return Err(format!(
+                "a row of the metrics table without 4 cells: {line:?}"
+            ));
+        };
+        rows.push(Row {
+            name,
+            kind: kind.clone(),
+            labels: labels.clone(),
+            meaning: meaning.clone(),
+        });
     }
-    Ok(names)
+    Ok(rows)
+}
+
+/// The label names of a labels cell: `none`, or names in backticks separated by commas.
+fn label_names(cell: &str) -> Result<BTreeSet<String>, String> {
+    if cell == "none" {
+        return Ok(BTreeSet::new());
+    }
+    cell.split(',')
+        .map(|name| {
+            let name = name.trim();
+            name.strip_prefix('`')
+                .and_then(|n| n.strip_suffix('`'))
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| format!("{name:?} is not a label name in backticks"))
+        })
+        .collect()
+}
+
+/// The metric names of the docs' table.
+fn documented_metrics(markdown: &str) -> Result<Vec<String>, String> {
+    Ok(documented_rows(markdown)?
+        .into_iter()
+        .map(|row| row.name)
+        .collect())
+}
+
+#[test]
+fn every_metric_constant_in_src_metrics_rs_is_declared_with_its_kind_and_labels() {
+    let constants = declared_metrics(&read("src/metrics.rs"));
+    assert!(
+        constants.len() >= 10,
+        "found only {} metric constants in src/metrics.rs; has the `pub const X: &str = \"...\";` \
+         form changed? Update this test's parser.",
+        constants.len()
+    );
+    let mut listed = BTreeSet::new();
+    for metric in switchboard::metrics::ALL {
+        assert!(
+            listed.insert(metric.name),
+            "metrics::ALL lists {} twice",
+            metric.name
+        );
+    }
+    let missing: Vec<String> = constants
+        .iter()
+        .filter(|(name, _)| !listed.contains(name.as_str()))
+        .map(|(name, constant)| format!("{name} ({constant})"))
+        .collect();
+    let stray: Vec<&&str> = listed
+        .iter()
+        .filter(|name| !constants.contains_key(**name))
+        .collect();
+    assert!(
+        missing.is_empty() && stray.is_empty(),
+        "metric constants missing from metrics::ALL: {missing:?}; \
+         in metrics::ALL without a constant: {stray:?}"
+    );
 }
 
 #[test]
 fn every_metric_in_src_metrics_rs_has_one_row_in_docs_metrics_md_and_no_other() {
     let declared = declared_metrics(&read("src/metrics.rs"));
-    assert!(
-        declared.len() >= 10,
-        "found only {} metric constants in src/metrics.rs; has the `pub const X: &str = \"...\";` \
-         form changed? Update this test's parser.",
-        declared.len()
-    );
     let rows = documented_metrics(&read("docs/metrics.md"))
         .unwrap_or_else(|e| panic!("docs/metrics.md: {e}"));
     let mut seen = BTreeSet::new();
@@ -103,6 +185,89 @@ fn every_metric_in_src_metrics_rs_has_one_row_in_docs_metrics_md_and_no_other() 
          declared in src/metrics.rs but without a row in docs/metrics.md: {undocumented:?}\n  \
          in the docs' table but not declared in src/metrics.rs: {unknown:?}\n  \
          with more than one row in the docs' table: {twice:?}"
+    );
+}
+
+#[test]
+fn each_metric_row_has_the_type_and_labels_src_metrics_rs_declares() {
+    let rows = documented_rows(&read("docs/metrics.md"))
+        .unwrap_or_else(|e| panic!("docs/metrics.md: {e}"));
+    let mut wrong = Vec::new();
+    for metric in switchboard::metrics::ALL {
+        let Some(row) = rows.iter().find(|r| r.name == metric.name) else {
+            continue; // the test above names it
+        };
+        if row.kind != metric.kind.as_str() {
+            wrong.push(format!(
+                "{}: type {:?} in the docs, {:?} in src/metrics.rs",
+                metric.name,
+                row.kind,
+                metric.kind.as_str()
+            ));
+        }
+        let declared: BTreeSet<String> = metric.labels.iter().map(|l| l.to_string()).collect();
+        match label_names(&row.labels) {
+            Ok(documented) if documented == declared => {}
+            Ok(documented) => wrong.push(format!(
+                "{}: labels {documented:?} in the docs, {declared:?} in src/metrics.rs",
+                metric.name
+            )),
+            Err(e) => wrong.push(format!("{}: labels cell: {e}", metric.name)),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "docs/metrics.md disagrees with src/metrics.rs:\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+/// The route templates of `.route("...", ...)` calls in a source file.
+fn route_templates(source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(".route(") {
+        rest = rest[at + ".route(".len()..].trim_start();
+        if let Some(tail) = rest.strip_prefix('"')
+            && let Some(end) = tail.find('"')
+        {
+            found.push(tail[..end].to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn the_http_requests_row_lists_every_route_the_daemon_counts() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src/http"), &mut files);
+    files.sort();
+    let routes: BTreeSet<String> = files
+        .iter()
+        .flat_map(|file| {
+            let source = std::fs::read_to_string(file)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+            route_templates(&source)
+        })
+        .collect();
+    assert!(
+        routes.len() >= 10,
+        "found only {routes:?} in src/http; has the `.route(\"...\"` form changed?"
+    );
+    let rows = documented_rows(&read("docs/metrics.md"))
+        .unwrap_or_else(|e| panic!("docs/metrics.md: {e}"));
+    let row = rows
+        .iter()
+        .find(|r| r.name == "switchboard_http_requests_total")
+        .expect("a row for switchboard_http_requests_total");
+    let missing: Vec<&String> = routes
+        .iter()
+        .filter(|route| !row.meaning.contains(&format!("`{route}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes the daemon counts in switchboard_http_requests_total but the docs' row does not \
+         list (in backticks): {missing:?}"
     );
 }
 
@@ -166,8 +331,10 @@ fn the_parsers_find_what_they_should() {
                   const B: &str = \"switchboard_private\";\npub const C: &str = \"other\";\n";
     let declared = declared_metrics(source);
     assert_eq!(declared.keys().collect::<Vec<_>>(), ["switchboard_a_total"]);
-    let markdown = "Intro with `switchboard_b`.\n\n| metric | type |\n|---|---|\n\
-                    | `switchboard_a_total` | counter |\n| `switchboard_c` | gauge |\n\n\
+    let markdown = "Intro with `switchboard_b`.\n\n| metric | type | labels | meaning |\n\
+                    |---|---|---|---|\n\
+                    | `switchboard_a_total` | counter | `queue`, `channel` | Things. |\n\
+                    | `switchboard_c` | gauge | none | Now. |\n\n\
                     | panel | query |\n|---|---|\n| `switchboard_d` | `rate(x[5m])` |\n";
     assert_eq!(
         documented_metrics(markdown),
@@ -178,6 +345,26 @@ fn the_parsers_find_what_they_should() {
     );
     assert!(documented_metrics("| name |\n|---|\n| `switchboard_a` |\n").is_err());
     assert!(documented_metrics("| metric |\n|---|\n| switchboard_a |\n").is_err());
+    assert!(documented_metrics("| metric | type | labels | meaning |\n|---|---|---|---|\n| `switchboard_a` | counter |\n").is_err());
+    assert_eq!(
+        documented_rows(markdown).expect("rows")[0],
+        Row {
+            name: "switchboard_a_total".into(),
+            kind: "counter".into(),
+            labels: "`queue`, `channel`".into(),
+            meaning: "Things.".into(),
+        }
+    );
+    assert_eq!(
+        label_names("`queue`, `channel`"),
+        Ok(["channel".to_string(), "queue".to_string()].into())
+    );
+    assert_eq!(label_names("none"), Ok(BTreeSet::new()));
+    assert!(label_names("queue").is_err());
+    assert_eq!(
+        route_templates(".route(\"/a\", get(x))\n.route(\n  \"/b/{id}\",\n post(y))"),
+        ["/a", "/b/{id}"]
+    );
     assert_eq!(
         metric_literals("x(\"switchboard_x_seconds\"); y(\"switchboard_{}\"); \"switchboard_z\""),
         ["switchboard_x_seconds", "switchboard_z"]

@@ -1,5 +1,5 @@
-//! Operations, tested on the real binary: its JSON logs keep secrets and message bodies out
-//! while every line about a contact names it; `switchboard status` summarizes a running
+//! Operations, tested on the real binary: its JSON logs keep secrets, message bodies and
+//! callback URLs' paths and queries out while every line about a contact names it; `switchboard status` summarizes a running
 //! daemon; and a real Prometheus server scraping a real daemon answers every PromQL expression
 //! of contrib/grafana/switchboard.json and contrib/prometheus/switchboard.rules.yml.
 
@@ -100,6 +100,8 @@ async fn json_logs_name_every_contact_and_never_show_secrets_or_bodies() {
     const RELAY_PASSWORD: &str = "ops-relay-SECRET-c3d2";
     const WRONG_TOKEN: &str = "ops-wrong-SECRET-d4c3";
     const BODY: &str = "BODYMARK-93c1";
+    const CALLBACK_PATH: &str = "ops-callback-path-SECRET-e5b4";
+    const CALLBACK_TOKEN: &str = "ops-callback-query-SECRET-f6a5";
     let dir = TempDir::new("ops-logs");
     // A relay that refuses connections: delivery attempts fail and are logged with the error.
     let relay = format!(
@@ -152,13 +154,20 @@ async fn json_logs_name_every_contact_and_never_show_secrets_or_bodies() {
     .await;
     assert_eq!(status, 401);
 
-    // A signed webhook contact and an email, both carrying the body marker.
+    // A signed webhook contact and an email, both carrying the body marker. The contact's
+    // callback URL carries the customer's token in its path and query, and nothing listens
+    // there: every delivery fails and is logged.
+    let callback_url = format!(
+        "http://127.0.0.1:{}/hooks/{CALLBACK_PATH}?token={CALLBACK_TOKEN}",
+        serving::free_port()
+    );
     let body = json!({
         "channel": "chat",
         "queue": "support",
         "subject": format!("subject {BODY}"),
         "body": format!("My router blinks red. {BODY}"),
         "customer": {"id": "cust-1", "name": "Ada"},
+        "callback_url": callback_url,
     })
     .to_string();
     let signature = switchboard::notify::sign(WEBHOOK_SECRET, body.as_bytes());
@@ -209,6 +218,15 @@ async fn json_logs_name_every_contact_and_never_show_secrets_or_bodies() {
         }),
         "the failed delivery to the relay is logged"
     );
+    // The failed callback is logged about its contact, naming the receiver by host only.
+    assert!(
+        daemon.wait_for_log(Duration::from_secs(10), |line| {
+            line["message"] == "callback not delivered"
+                && line["contact"].as_u64().map(|c| c.to_string()) == Some(chat_id.clone())
+                && line["host"] == "127.0.0.1"
+        }),
+        "the failed callback is logged with its contact and host"
+    );
     let status = daemon.stop();
     assert!(status.success(), "exit status {status}");
 
@@ -222,6 +240,8 @@ async fn json_logs_name_every_contact_and_never_show_secrets_or_bodies() {
         WRONG_TOKEN,
         &agent_token,
         BODY,
+        CALLBACK_PATH,
+        CALLBACK_TOKEN,
     ] {
         let leaks: Vec<&String> = stdout.iter().filter(|l| l.contains(secret)).collect();
         assert!(
@@ -606,6 +626,68 @@ async fn a_real_prometheus_answers_every_dashboard_and_rule_expression() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    served_metrics_match_their_declaration(addr).await;
+}
+
+/// Every `switchboard_*` family the daemon serves is in `switchboard::metrics::ALL`, with the
+/// declared type and exactly the declared label names on every series: the declaration that
+/// docs/metrics.md is checked against is the truth about the recording sites too.
+async fn served_metrics_match_their_declaration(addr: SocketAddr) {
+    use switchboard::metrics::{ALL, Kind};
+    let (_, page) = http(addr, "GET", "/metrics", &[], "").await;
+    let page = page.as_str().expect("a text page").to_string();
+    let label_name =
+        regex::Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*""#).expect("regex");
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in page.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            match ALL.iter().find(|m| m.name == name) {
+                Some(m) if m.kind.as_str() == kind => {}
+                Some(m) => problems.push(format!(
+                    "{name} is served as a {kind}, declared a {}",
+                    m.kind.as_str()
+                )),
+                None => problems.push(format!("{name} is served but not in metrics::ALL")),
+            }
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let series = line.split_once(' ').map_or(line, |(s, _)| s);
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let Some(metric) = ALL.iter().find(|m| {
+            let base = match m.kind {
+                Kind::Histogram => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix)),
+                _ => Some(name),
+            };
+            base == Some(m.name)
+        }) else {
+            problems.push(format!("a series of no declared metric: {line}"));
+            continue;
+        };
+        seen.insert(metric.name);
+        let mut served: Vec<&str> = label_name
+            .captures_iter(labels)
+            .map(|c| c.get(1).expect("a name").as_str())
+            .filter(|l| !(metric.kind == Kind::Histogram && *l == "le"))
+            .collect();
+        served.sort_unstable();
+        let mut declared = metric.labels.to_vec();
+        declared.sort_unstable();
+        if served != declared {
+            problems.push(format!(
+                "{series}: labels {served:?}, declared {declared:?}"
+            ));
+        }
+    }
+    // The traffic makes nearly every metric appear; too few means the parser went wrong.
+    assert!(seen.len() >= 20, "only {seen:?} parsed from /metrics");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 impl Prometheus {
@@ -632,7 +714,7 @@ impl Prometheus {
 }
 
 /// Traffic that makes every metric the dashboard and rules read appear: answered, expired,
-/// rejected and abandoned contacts, SLA breaches, email, classification, refused intake, and
+/// rejected and abandoned contacts, SLA warnings and breaches, a customer chat socket, email, classification, refused intake, and
 /// a good and a refused reload.
 async fn traffic(daemon: &Serving, config: &Path) {
     let addr = daemon.addr;
@@ -716,6 +798,15 @@ async fn traffic(daemon: &Serving, config: &Path) {
     }
     assert!(refused > 0, "intake never refused a contact over the cap");
 
+    // A customer chat socket is counted while open, and counted out when it closes.
+    let (mut customer, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/chat/ws"))
+        .await
+        .expect("a customer connects");
+    wait_for_series(addr, "switchboard_chat_connections 1").await;
+    customer.close(None).await.expect("close");
+    drop(customer);
+    wait_for_series(addr, "switchboard_chat_connections 0").await;
+
     // A reload that works, then one of a broken file.
     let (status, answer) = http(addr, "POST", "/v1/admin/reload", &[admin], "").await;
     assert_eq!(status, 200, "{answer}");
@@ -724,20 +815,24 @@ async fn traffic(daemon: &Serving, config: &Path) {
     let (status, _) = http(addr, "POST", "/v1/admin/reload", &[admin], "").await;
     assert_eq!(status, 422);
 
-    // Wait for the SLA breach of the rejected contact.
-    common::eventually(addr, "/metrics", |_| true).await;
+    // The SLA warning (at 80 % of the 2 s) and the breach of the rejected contact.
+    wait_for_series(addr, "switchboard_sla_warnings_total{queue=\"support\"}").await;
+    wait_for_series(addr, "switchboard_sla_breaches_total{queue=\"support\"}").await;
+}
+
+/// Waits up to 10 s for a line of /metrics that starts with `series` (a name with its labels,
+/// optionally followed by a value).
+async fn wait_for_series(addr: SocketAddr, series: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (_, page) = http(addr, "GET", "/metrics", &[], "").await;
-        if page
-            .as_str()
-            .is_some_and(|p| p.contains("switchboard_sla_breaches_total"))
-        {
-            break;
+        let text = page.as_str().unwrap_or_default();
+        if text.lines().any(|line| line.starts_with(series)) {
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no SLA breach within 10 s"
+            "no {series:?} on /metrics within 10 s:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

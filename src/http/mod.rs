@@ -565,6 +565,8 @@ pub fn new_contact_from_record(
             if id.is_none() {
                 tracing::warn!(
                     contact = record.id,
+                    queue = %record.queue,
+                    channel = %record.channel,
                     policy = name,
                     "the contact's SLA policy is not in the configuration; it gets its queue's"
                 );

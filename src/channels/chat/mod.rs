@@ -23,6 +23,8 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::metrics as m;
+
 /// Frames kept for a disconnected customer until it resumes; older ones are dropped (they are
 /// in the transcript).
 const MISSED_LIMIT: usize = 200;
@@ -196,6 +198,29 @@ pub struct ChatRoom {
     per_address: DashMap<std::net::IpAddr, usize>,
     /// Post-chat ratings per queue since start, for the wallboard (the journal keeps each one).
     ratings: DashMap<String, RatingTally>,
+}
+
+/// One customer websocket counted in the chat connections gauge for as long as it lives,
+/// whatever its stage (menu, waiting, talking, being refused): each holds a socket, which is
+/// what proxies and file limits must fit. A guard, so that every way a connection ends (close,
+/// error, refusal, panic) counts it out.
+#[derive(Debug)]
+#[must_use = "the connection is counted only while the guard lives"]
+pub struct CountedConnection(());
+
+impl CountedConnection {
+    /// Counts one more open customer connection. The gauge goes up and down atomically in the
+    /// recorder, so connections opening and closing at once cannot leave it stale.
+    pub fn open() -> CountedConnection {
+        metrics::gauge!(m::CHAT_CONNECTIONS).increment(1.0);
+        CountedConnection(())
+    }
+}
+
+impl Drop for CountedConnection {
+    fn drop(&mut self) {
+        metrics::gauge!(m::CHAT_CONNECTIONS).decrement(1.0);
+    }
 }
 
 /// Post-chat ratings of one queue since the daemon started.

@@ -105,6 +105,7 @@ impl Chosen {
 
 async fn run(shared: Arc<Shared>, socket: WebSocket, peer: SocketAddr, resume: Option<String>) {
     let room = &shared.chat;
+    let _counted = super::CountedConnection::open();
     let setup = shared.setup();
     let config = &setup.config.chat;
     let connection = shared.next_session.fetch_add(1, Ordering::SeqCst);

@@ -385,22 +385,7 @@ async fn attempt(
     metrics::counter!(m::EMAIL_SENT, "kind" => mail.kind.clone(), "outcome" => outcome)
         .increment(1);
     if let Some(e) = &error {
-        // A reply goes out after its contact closed, when only the journal knows the queue:
-        // read it there (failures are rare and retried minutes apart).
-        let open_queue = shared.contacts.get(&mail.contact).map(|r| r.queue.clone());
-        let queue = match open_queue {
-            Some(queue) => queue,
-            None => {
-                let (journal, id) = (shared.journal.clone(), mail.contact);
-                tokio::task::spawn_blocking(move || journal.lookup(id))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .flatten()
-                    .map(|stored| stored.contact.queue)
-                    .unwrap_or_default()
-            }
-        };
+        let queue = queue_of(shared, mail.contact).await;
         warn!(contact = mail.contact, %queue, channel = "email", message_id = %mail.message_id, attempts, status, error = %e, "outgoing mail not delivered");
     }
     let record = Record::Delivery {
@@ -416,10 +401,28 @@ async fn attempt(
         Ok(()) => true,
         Err(e) => {
             // The mail stays pending in the journal: it is tried again (at worst sent twice).
-            warn!(error = %e, "cannot record a delivery attempt");
+            let queue = queue_of(shared, mail.contact).await;
+            warn!(contact = mail.contact, %queue, channel = "email", error = %e, "cannot record a delivery attempt");
             false
         }
     }
+}
+
+/// The queue of a mail's contact, for its log lines. A reply goes out after its contact
+/// closed, when only the journal knows the queue: read it there (this runs only on failures,
+/// which are rare and retried minutes apart).
+async fn queue_of(shared: &Shared, contact: u64) -> String {
+    if let Some(record) = shared.contacts.get(&contact) {
+        return record.queue.clone();
+    }
+    let journal = shared.journal.clone();
+    tokio::task::spawn_blocking(move || journal.lookup(contact))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+        .map(|stored| stored.contact.queue)
+        .unwrap_or_default()
 }
 
 fn envelope(mail: &OutgoingMail) -> Result<Envelope, String> {
