@@ -1334,8 +1334,7 @@ impl RouterTask {
                     // Counted like breaches, by the queue the contact is in now: a warning
                     // rate rising ahead of breaches is the early sign ops can still act on.
                     if let Some(c) = self.router.contact(contact) {
-                        metrics::counter!(m::SLA_WARNINGS, "queue" => self.queue_name(c.queue))
-                            .increment(1);
+                        self.meters(c.queue).sla_warned();
                     }
                     if let Some(agent) = self.router.contact(contact).and_then(|c| c.agent) {
                         let msg = ServerMessage::SlaWarning {

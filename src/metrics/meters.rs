@@ -11,7 +11,7 @@ use metrics::{Counter, Gauge, Histogram};
 
 use super::{
     CONTACTS_ABANDONED, HANDLE_SECONDS, OFFERS, QUEUE_OLDEST_WAIT, QUEUE_WAITING, SERVICE_LEVEL,
-    SLA_BREACHES, WAIT_SECONDS,
+    SLA_BREACHES, SLA_WARNINGS, WAIT_SECONDS,
 };
 use crate::model::Channel;
 
@@ -28,14 +28,16 @@ pub enum OfferOutcome {
     Revoked,
 }
 
-/// Every per-queue series the router task updates, for one queue. Counters and gauges are
-/// registered up front, so a queue shows zeros before its first contact (an alert on a rate needs
-/// the series to exist); the histograms, fifteen series each, only for the channels a queue
-/// actually serves.
+/// Every per-queue series the router task updates, for one queue. Counters and the line gauges
+/// are registered up front, so a queue shows zeros before its first contact (an alert on a rate
+/// needs the series to exist); the histograms, fifteen series each, only for the channels a
+/// queue actually serves; the service level only once it has a value (a queue that answered
+/// nobody yet has none, and a 0 would read as a breached target).
 #[derive(Clone, Debug)]
 pub struct QueueMeters {
     queue: String,
     offers: [Counter; 4],
+    sla_warnings: Counter,
     sla_breaches: Counter,
     abandoned: Counter,
     /// Waits and handle times by channel, indexed like `Channel::ALL`, registered on first use.
@@ -43,7 +45,7 @@ pub struct QueueMeters {
     handles: [Option<Histogram>; Channel::ALL.len()],
     waiting: Gauge,
     oldest_wait: Gauge,
-    service_level: Gauge,
+    service_level: Option<Gauge>,
 }
 
 impl QueueMeters {
@@ -58,13 +60,14 @@ impl QueueMeters {
                 offer("expired"),
                 offer("revoked"),
             ],
+            sla_warnings: metrics::counter!(SLA_WARNINGS, "queue" => queue.to_owned()),
             sla_breaches: metrics::counter!(SLA_BREACHES, "queue" => queue.to_owned()),
             abandoned: metrics::counter!(CONTACTS_ABANDONED, "queue" => queue.to_owned()),
             waits: Default::default(),
             handles: Default::default(),
             waiting: metrics::gauge!(QUEUE_WAITING, "queue" => queue.to_owned()),
             oldest_wait: metrics::gauge!(QUEUE_OLDEST_WAIT, "queue" => queue.to_owned()),
-            service_level: metrics::gauge!(SERVICE_LEVEL, "queue" => queue.to_owned()),
+            service_level: None,
         }
     }
 
@@ -93,6 +96,11 @@ impl QueueMeters {
             .record(handle_seconds);
     }
 
+    /// Counts an SLA warning: a deadline is near and the contact is not yet served.
+    pub fn sla_warned(&self) {
+        self.sla_warnings.increment(1);
+    }
+
     /// Counts a missed SLA deadline.
     pub fn sla_breached(&self) {
         self.sla_breaches.increment(1);
@@ -104,11 +112,14 @@ impl QueueMeters {
     }
 
     /// Sets the queue's gauges from a router snapshot.
-    pub fn line(&self, waiting: usize, oldest_wait_seconds: f64, service_level: Option<f64>) {
+    pub fn line(&mut self, waiting: usize, oldest_wait_seconds: f64, service_level: Option<f64>) {
         self.waiting.set(waiting as f64);
         self.oldest_wait.set(oldest_wait_seconds);
         if let Some(sl) = service_level {
-            self.service_level.set(sl);
+            let queue = &self.queue;
+            self.service_level
+                .get_or_insert_with(|| metrics::gauge!(SERVICE_LEVEL, "queue" => queue.clone()))
+                .set(sl);
         }
     }
 }
