@@ -137,12 +137,19 @@ async fn count_requests(request: axum::extract::Request, next: axum::middleware:
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let ready =
-        shared.ready.load(std::sync::atomic::Ordering::SeqCst) && !shared.router.is_closed();
-    if ready {
-        axum::Json(json!({"status": "ready"})).into_response()
+    let started = shared.ready.load(std::sync::atomic::Ordering::SeqCst);
+    let problem = if !started {
+        Some("starting: the journal is being replayed")
+    } else if shared.router.is_closed() {
+        Some("the router is not running")
+    } else if !shared.journal.is_healthy() {
+        Some("the journal cannot store (its last commit failed; see the log)")
     } else {
-        ApiError::unavailable("not ready: journal or router not running").into_response()
+        None
+    };
+    match problem {
+        None => axum::Json(json!({"status": "ready"})).into_response(),
+        Some(problem) => ApiError::unavailable(format!("not ready: {problem}")).into_response(),
     }
 }
 

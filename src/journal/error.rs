@@ -19,6 +19,10 @@ pub enum JournalError {
     /// database locked by another process). Nothing of it is stored; try again later.
     #[error("journal write failed, nothing stored, try again later: {0}")]
     Write(String),
+    /// The request's records conflict with what is stored (an idempotency key or a contact id
+    /// already there). Nothing of this request is stored; the journal itself is fine.
+    #[error("journal refused the records, nothing stored: {0}")]
+    Conflict(String),
     /// The writer's queue is full: the disk is not keeping up. Try again later.
     #[error("journal queue is full (the disk is not keeping up); try again later")]
     Busy,

@@ -44,7 +44,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -327,6 +327,8 @@ struct Shared {
     /// Read-only connection for lookups.
     reader: Mutex<rusqlite::Connection>,
     batches_committed: Arc<AtomicU64>,
+    /// Set by the writer after each batch: false while the last one failed to store.
+    healthy: Arc<AtomicBool>,
     path: PathBuf,
 }
 
@@ -353,11 +355,13 @@ impl Journal {
 
         let (sender, receiver) = mpsc::sync_channel(options.queue_capacity);
         let batches_committed = Arc::new(AtomicU64::new(0));
+        let healthy = Arc::new(AtomicBool::new(true));
         let writer = writer::Writer::new(
             conn,
             receiver,
             options.max_batch,
             Arc::clone(&batches_committed),
+            Arc::clone(&healthy),
         );
         let handle = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -370,6 +374,7 @@ impl Journal {
                 writer: Mutex::new(Some(handle)),
                 reader: Mutex::new(reader),
                 batches_committed,
+                healthy,
                 path,
             }),
         };
@@ -441,6 +446,20 @@ impl Journal {
     /// not lost; `Err(Closed)` if the journal was already closed or the writer had died.
     pub fn close(self) -> Result<(), JournalError> {
         self.shared.close()
+    }
+
+    /// True while the journal can store: its writer runs and its last batch did not fail (a
+    /// record refused as a conflict does not count). `/readyz` answers 503 otherwise, so a load
+    /// balancer sends intake elsewhere while the disk is full or failing; the next batch that
+    /// stores makes it true again.
+    pub fn is_healthy(&self) -> bool {
+        let writer_runs = self
+            .shared
+            .writer
+            .lock()
+            .ok()
+            .is_some_and(|w| w.as_ref().is_some_and(|h| !h.is_finished()));
+        writer_runs && self.shared.healthy.load(Ordering::Relaxed)
     }
 
     /// Batches committed since open: with `requests` acked, `requests / batches` is the mean

@@ -208,8 +208,12 @@ fn idempotency_keys_and_agents_survive_reopen_and_ids_continue() {
         // A key already stored is refused, and that request stores nothing.
         let duplicate = journal.append(vec![accepted(8, 70, Some("order-7"))]).await;
         assert!(
-            matches!(duplicate, Err(JournalError::Write(_))),
+            matches!(duplicate, Err(JournalError::Conflict(_))),
             "{duplicate:?}"
+        );
+        assert!(
+            journal.is_healthy(),
+            "a refused record is the caller's conflict, not a failing disk"
         );
     });
     assert_eq!(journal.lookup(8).expect("lookup"), None);

@@ -6,7 +6,7 @@
 //! is answered with the error and forgotten; the thread goes on to the next one.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
@@ -62,6 +62,9 @@ pub(crate) struct Writer {
     requests: Receiver<Request>,
     max_batch: usize,
     batches_committed: Arc<AtomicU64>,
+    /// False while the last batch failed to store something for a reason other than a
+    /// conflicting record: what `/readyz` reports.
+    healthy: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -70,12 +73,14 @@ impl Writer {
         requests: Receiver<Request>,
         max_batch: usize,
         batches_committed: Arc<AtomicU64>,
+        healthy: Arc<AtomicBool>,
     ) -> Self {
         Writer {
             conn,
             requests,
             max_batch,
             batches_committed,
+            healthy,
         }
     }
 
@@ -128,6 +133,11 @@ impl Writer {
             }
             Err(error) => (vec![Err(error.clone()); batch.len()], Err(error)),
         };
+        let storing = batch_result.is_ok()
+            && !results
+                .iter()
+                .any(|r| matches!(r, Err(JournalError::Write(_))));
+        self.healthy.store(storing, Ordering::Relaxed);
         let failed = results.iter().filter(|r| r.is_err()).count();
         if failed > 0 {
             ::metrics::counter!(JOURNAL_ERRORS).increment(1);
@@ -188,7 +198,14 @@ impl Writer {
                     }
                     conn.execute_batch("ROLLBACK TO request; RELEASE request")
                         .map_err(fail)?;
-                    results.push(Err(JournalError::Write(describe(&e))));
+                    let refused = if e.sqlite_error_code()
+                        == Some(rusqlite::ErrorCode::ConstraintViolation)
+                    {
+                        JournalError::Conflict(describe(&e))
+                    } else {
+                        JournalError::Write(describe(&e))
+                    };
+                    results.push(Err(refused));
                 }
             }
         }

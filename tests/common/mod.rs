@@ -36,6 +36,18 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Value) {
+    let (status, _, body) = http_with_head(addr, method, path, headers, body).await;
+    (status, body)
+}
+
+/// The same, also returning the response head (status line and headers) as text.
+pub async fn http_with_head(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -65,7 +77,7 @@ pub async fn http(
         body.to_string()
     };
     let json = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    (status, json)
+    (status, head.to_string(), json)
 }
 
 fn dechunk(body: &str) -> String {
