@@ -201,6 +201,7 @@ fn bench_smtp_intake(c: &mut Criterion) {
         admin_token: None,
         webhook_secret: None,
         agent_grace: Duration::from_secs(30),
+        agent_keepalive: Duration::from_secs(20),
         fsync: true,
         max_open_contacts: 10_000_000,
         smtp_addr: Some("127.0.0.1:0".parse().expect("addr")),

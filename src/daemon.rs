@@ -52,6 +52,10 @@ pub struct Settings {
     pub webhook_secret: Option<String>,
     /// How long a dropped agent keeps its assigned contacts before they are requeued.
     pub agent_grace: Duration,
+    /// Websocket ping interval on agent connections; one silent (not even a pong) for three
+    /// intervals counts as dropped, so a vanished laptop starts the grace instead of holding
+    /// offers until the operating system's TCP timeout.
+    pub agent_keepalive: Duration,
     /// fsync every journal commit (turn off only for tests and benchmarks of the rest).
     pub fsync: bool,
     /// Most contacts open at once (waiting, offered or assigned); beyond it intake answers 503,
@@ -134,6 +138,8 @@ pub struct Shared {
     pub next_session: AtomicU64,
     /// Grace for dropped agents.
     pub agent_grace: Duration,
+    /// Ping interval on agent connections (see [`Settings::agent_keepalive`]).
+    pub agent_keepalive: Duration,
     /// Most contacts open at once before intake answers 503.
     pub max_open_contacts: usize,
     /// The email channel.
@@ -670,6 +676,7 @@ pub async fn start(
         shutting_down: stop_rx.clone(),
         next_session: AtomicU64::new(1),
         agent_grace: settings.agent_grace,
+        agent_keepalive: settings.agent_keepalive,
         max_open_contacts: settings.max_open_contacts,
         email: EmailChannel::new(
             settings.config.email.clone(),

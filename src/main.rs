@@ -65,6 +65,10 @@ enum Command {
         /// How long a dropped agent keeps its assigned contacts.
         #[arg(long, env = "SWITCHBOARD_AGENT_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
         agent_grace: Duration,
+        /// Websocket ping interval for agents; three silent intervals count as a dropped
+        /// connection.
+        #[arg(long, env = "SWITCHBOARD_AGENT_KEEPALIVE", default_value = "20s", value_parser = humantime::parse_duration)]
+        agent_keepalive: Duration,
         /// Most contacts open at once; beyond it intake answers 503 with Retry-After.
         #[arg(
             long,
@@ -566,6 +570,7 @@ fn main() -> ExitCode {
             admin_token,
             webhook_secret,
             agent_grace,
+            agent_keepalive,
             max_open_contacts,
             smtp_addr,
             lmtp_addr,
@@ -598,6 +603,7 @@ fn main() -> ExitCode {
                     admin_token: admin_token.filter(|t| !t.is_empty()),
                     webhook_secret: webhook_secret.filter(|s| !s.is_empty()),
                     agent_grace,
+                    agent_keepalive,
                     fsync: true,
                     max_open_contacts,
                 },

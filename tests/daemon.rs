@@ -867,3 +867,34 @@ async fn a_client_that_hangs_up_mid_request_can_retry_with_its_idempotency_key()
     );
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn an_agent_connection_that_stops_answering_pings_counts_as_dropped() {
+    let dir = TempDir::new("keepalive");
+    let d = daemon(switchboard::daemon::Settings {
+        agent_keepalive: Duration::from_millis(100),
+        agent_grace: Duration::from_secs(30),
+        ..settings(&dir)
+    })
+    .await;
+    let addr = d.local_addr();
+    // Alice's client keeps reading, so her library answers every ping; Bruno's goes quiet (a
+    // laptop lid closed: the socket stays open, nothing answers).
+    let mut alice = agent(addr, "alice-demo-token").await;
+    expect(&mut alice, "hello").await;
+    let alice_reads = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = alice.next().await {}
+    });
+    let mut bruno = agent(addr, "bruno-demo-token").await;
+    expect(&mut bruno, "hello").await;
+
+    let agents = eventually(addr, "/v1/agents", |agents| disconnected(agents, "bruno")).await;
+    assert!(
+        !disconnected(&agents, "alice"),
+        "an agent whose client answers pings stays connected: {agents}"
+    );
+    alice_reads.abort();
+    drop(bruno);
+    d.shutdown().await.expect("clean shutdown");
+}

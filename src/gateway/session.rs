@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -23,8 +22,6 @@ use crate::router::{Event, Presence, RouterError, TransferTarget};
 
 /// Frames queued for one agent before the connection counts as stuck.
 const OUTBOX: usize = 256;
-/// Keepalive ping interval.
-const PING_EVERY: Duration = Duration::from_secs(20);
 /// Per-connection read buffer; agent frames are a few hundred bytes.
 const READ_BUFFER: usize = 4 * 1024;
 /// Largest frame an agent may send.
@@ -100,8 +97,12 @@ async fn run(shared: Arc<Shared>, agent: AgentId, profile: AgentProfile, socket:
         let _ = stop.wait_for(|s| *s).await;
     };
     tokio::pin!(shutting_down);
-    let mut ping = tokio::time::interval(PING_EVERY);
+    // A connection that has not been heard from (a frame, or the pong to our ping) for three
+    // pings is gone without a close: a laptop lid, a dead NAT. Treat it as dropped.
+    let keepalive = shared.agent_keepalive;
+    let mut ping = tokio::time::interval(keepalive);
     ping.tick().await;
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             frame = frames.recv() => match frame {
@@ -120,23 +121,21 @@ async fn run(shared: Arc<Shared>, agent: AgentId, profile: AgentProfile, socket:
                 None => break,
             },
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(error) = handle(&shared, &agent, text.as_str()).await
+                Some(Ok(message)) if !matches!(message, Message::Close(_)) => {
+                    last_heard = tokio::time::Instant::now();
+                    if let Some(error) = answer(&shared, &agent, message).await
                         && send(&mut sink, &error).await.is_err()
                     {
                         break;
                     }
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    let error = ServerMessage::error("unsupported", "send JSON text frames");
-                    if send(&mut sink, &error).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {} // ping/pong handled by the library
+                _ => break,
             },
             _ = ping.tick() => {
+                if last_heard.elapsed() >= 3 * keepalive {
+                    tracing::info!(agent = %agent, "agent connection silent through three pings; taken as dropped");
+                    break;
+                }
                 if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
                     break;
                 }
@@ -149,6 +148,15 @@ async fn run(shared: Arc<Shared>, agent: AgentId, profile: AgentProfile, socket:
     }
     let _ = sink.send(Message::Close(None)).await;
     disconnect(&shared, agent, session).await;
+}
+
+/// What an agent's frame asks for, and the error frame to send back if it was refused.
+async fn answer(shared: &Shared, agent: &AgentId, message: Message) -> Option<ServerMessage> {
+    match message {
+        Message::Text(text) => handle(shared, agent, text.as_str()).await,
+        Message::Binary(_) => Some(ServerMessage::error("unsupported", "send JSON text frames")),
+        _ => None, // ping/pong: the library answers pings; either shows the agent is there
+    }
 }
 
 async fn disconnect(shared: &Shared, agent: AgentId, session: u64) {

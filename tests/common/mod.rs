@@ -215,6 +215,7 @@ pub fn settings(dir: &TempDir) -> switchboard::daemon::Settings {
         admin_token: Some("admin-secret".into()),
         webhook_secret: None,
         agent_grace: std::time::Duration::from_millis(300),
+        agent_keepalive: std::time::Duration::from_secs(20),
         fsync: false,
         max_open_contacts: 10_000,
         smtp_addr: None,
