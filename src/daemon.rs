@@ -1463,6 +1463,14 @@ impl RouterTask {
                 .oldest_arrival
                 .map_or(0.0, |t| now.saturating_sub(t) as f64 / 1000.0);
             self.meters[q].line(snap.waiting, oldest, snap.counters.service_level());
+            let plan = self.router.plan().queue(id);
+            self.meters[q].answers_and_targets(
+                snap.counters.answered,
+                snap.counters.answered_within_threshold,
+                plan.service_level_target,
+                plan.service_level_threshold as f64 / 1000.0,
+                plan.sla.first_response as f64 / 1000.0,
+            );
         }
         let mut by_state: HashMap<&str, usize> =
             ["offline", "available", "away", "busy", "wrap_up"]

@@ -29,6 +29,17 @@ pub const SLA_BREACHES: &str = "switchboard_sla_breaches_total";
 pub const SLA_WARNINGS: &str = "switchboard_sla_warnings_total";
 /// Share answered within the queue's threshold since start, by `queue`.
 pub const SERVICE_LEVEL: &str = "switchboard_service_level";
+/// Contacts answered (first answer in the queue), by `queue`: the denominator of the service
+/// level over any window, `rate()`d by alerts.
+pub const ANSWERED: &str = "switchboard_answered_total";
+/// Of those, answered within the queue's service-level threshold, by `queue`.
+pub const ANSWERED_WITHIN_THRESHOLD: &str = "switchboard_answered_within_threshold_total";
+/// The queue's configured service-level target (0 to 1), by `queue`.
+pub const SERVICE_LEVEL_TARGET: &str = "switchboard_service_level_target";
+/// The queue's configured service-level threshold in seconds, by `queue`.
+pub const SERVICE_LEVEL_THRESHOLD: &str = "switchboard_service_level_threshold_seconds";
+/// First-response deadline of the queue's SLA policy in seconds, by `queue`.
+pub const SLA_FIRST_RESPONSE: &str = "switchboard_sla_first_response_seconds";
 /// Time from answer to completion, by `queue` and `channel`.
 pub const HANDLE_SECONDS: &str = "switchboard_handle_seconds";
 /// Contacts whose customer gave up before an answer, by `queue`.
@@ -118,6 +129,11 @@ pub const ALL: &[Metric] = &[
     metric(SLA_BREACHES, Kind::Counter, &["queue"]),
     metric(SLA_WARNINGS, Kind::Counter, &["queue"]),
     metric(SERVICE_LEVEL, Kind::Gauge, &["queue"]),
+    metric(ANSWERED, Kind::Counter, &["queue"]),
+    metric(ANSWERED_WITHIN_THRESHOLD, Kind::Counter, &["queue"]),
+    metric(SERVICE_LEVEL_TARGET, Kind::Gauge, &["queue"]),
+    metric(SERVICE_LEVEL_THRESHOLD, Kind::Gauge, &["queue"]),
+    metric(SLA_FIRST_RESPONSE, Kind::Gauge, &["queue"]),
     metric(HANDLE_SECONDS, Kind::Histogram, &["queue", "channel"]),
     metric(CONTACTS_ABANDONED, Kind::Counter, &["queue"]),
     metric(JOURNAL_COMMIT_SECONDS, Kind::Histogram, &[]),
@@ -186,6 +202,28 @@ pub fn describe() {
     describe_gauge!(
         SERVICE_LEVEL,
         "Share of answered contacts answered within the queue's threshold."
+    );
+    describe_counter!(
+        ANSWERED,
+        "Contacts answered in the queue (first answer), the service level's denominator."
+    );
+    describe_counter!(
+        ANSWERED_WITHIN_THRESHOLD,
+        "Contacts answered within the queue's service-level threshold."
+    );
+    describe_gauge!(
+        SERVICE_LEVEL_TARGET,
+        "The queue's configured service-level target (0 to 1)."
+    );
+    describe_gauge!(
+        SERVICE_LEVEL_THRESHOLD,
+        Unit::Seconds,
+        "The queue's configured service-level threshold."
+    );
+    describe_gauge!(
+        SLA_FIRST_RESPONSE,
+        Unit::Seconds,
+        "First-response deadline of the queue's SLA policy."
     );
     describe_histogram!(
         HANDLE_SECONDS,

@@ -10,8 +10,9 @@
 use metrics::{Counter, Gauge, Histogram};
 
 use super::{
-    CONTACTS_ABANDONED, HANDLE_SECONDS, OFFERS, QUEUE_OLDEST_WAIT, QUEUE_WAITING, SERVICE_LEVEL,
-    SLA_BREACHES, SLA_WARNINGS, WAIT_SECONDS,
+    ANSWERED, ANSWERED_WITHIN_THRESHOLD, CONTACTS_ABANDONED, HANDLE_SECONDS, OFFERS,
+    QUEUE_OLDEST_WAIT, QUEUE_WAITING, SERVICE_LEVEL, SERVICE_LEVEL_TARGET, SERVICE_LEVEL_THRESHOLD,
+    SLA_BREACHES, SLA_FIRST_RESPONSE, SLA_WARNINGS, WAIT_SECONDS,
 };
 use crate::model::Channel;
 
@@ -46,6 +47,13 @@ pub struct QueueMeters {
     waiting: Gauge,
     oldest_wait: Gauge,
     service_level: Option<Gauge>,
+    /// The router's running answer counts, published as counters.
+    answered: Counter,
+    answered_within_threshold: Counter,
+    /// The queue's configuration, so alerts can compare each queue with its own target.
+    target: Gauge,
+    threshold: Gauge,
+    first_response_sla: Gauge,
 }
 
 impl QueueMeters {
@@ -68,6 +76,13 @@ impl QueueMeters {
             waiting: metrics::gauge!(QUEUE_WAITING, "queue" => queue.to_owned()),
             oldest_wait: metrics::gauge!(QUEUE_OLDEST_WAIT, "queue" => queue.to_owned()),
             service_level: None,
+            answered: metrics::counter!(ANSWERED, "queue" => queue.to_owned()),
+            answered_within_threshold: metrics::counter!(
+                ANSWERED_WITHIN_THRESHOLD, "queue" => queue.to_owned()
+            ),
+            target: metrics::gauge!(SERVICE_LEVEL_TARGET, "queue" => queue.to_owned()),
+            threshold: metrics::gauge!(SERVICE_LEVEL_THRESHOLD, "queue" => queue.to_owned()),
+            first_response_sla: metrics::gauge!(SLA_FIRST_RESPONSE, "queue" => queue.to_owned()),
         }
     }
 
@@ -109,6 +124,26 @@ impl QueueMeters {
     /// Counts a customer who gave up before an answer.
     pub fn abandoned(&self) {
         self.abandoned.increment(1);
+    }
+
+    /// Publishes the router's answer counts (they only grow while the daemon runs, as counters
+    /// must) and the queue's configured targets, which a reload may change. Alerts divide the
+    /// two counters' rates for the service level over any window and compare it with the
+    /// target, so every queue is watched against its own numbers.
+    pub fn answers_and_targets(
+        &self,
+        answered: u64,
+        answered_within_threshold: u64,
+        target: f64,
+        threshold_seconds: f64,
+        first_response_seconds: f64,
+    ) {
+        self.answered.absolute(answered);
+        self.answered_within_threshold
+            .absolute(answered_within_threshold);
+        self.target.set(target);
+        self.threshold.set(threshold_seconds);
+        self.first_response_sla.set(first_response_seconds);
     }
 
     /// Sets the queue's gauges from a router snapshot.
