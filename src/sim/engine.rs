@@ -351,13 +351,24 @@ impl Run<'_> {
     fn send(&mut self, event: Event) -> Result<(), SimError> {
         self.out.router_events += 1;
         let kind = kind_of(&event);
+        // A reject ends the offer, but the router answers it with no action naming the agent
+        // (it only offers the contact elsewhere), so the agent's hold is let go here, once the
+        // router has taken the reject. Every other end of an offer comes back as an action.
+        let rejected = match &event {
+            Event::OfferRejected { contact, agent } => Some((contact.0, self.agent(agent))),
+            _ => None,
+        };
         self.router
             .handle(self.now, event)
             .map_err(|source| SimError {
                 at: self.now,
                 event: kind,
                 source,
-            })
+            })?;
+        if let Some((contact, a)) = rejected {
+            self.offer_ended(contact, a);
+        }
+        Ok(())
     }
 
     fn arrive(&mut self, contact: NewContactParts) -> Result<(), SimError> {
@@ -596,10 +607,7 @@ impl Run<'_> {
             }
             Action::RevokeOffer { contact, agent, .. } => {
                 let a = self.agent(&agent);
-                self.hold(a, -1);
-                if let Some(c) = self.customers.get_mut(&contact.0) {
-                    c.agent = None;
-                }
+                self.offer_ended(contact.0, a);
             }
             Action::Assigned {
                 contact, waited, ..
@@ -670,10 +678,25 @@ impl Run<'_> {
                 // simulator logs agents out only once they hold nothing.
                 debug_assert!(false, "contact {contact} requeued from {agent}");
             }
-            Action::Position { .. }
-            | Action::SlaWarning { .. }
-            | Action::SlaBreach { .. }
-            | Action::Transferred { .. } => {}
+            Action::Transferred { contact, .. } => {
+                // Only a transfer event causes this, and the simulator sends none. Sending one
+                // would take more than this arm: an assigned contact transferred from a queue
+                // without wrap-up frees its agent with no action to say so, and one that goes
+                // to wrap-up would be offered anew still marked as wrapping.
+                debug_assert!(false, "contact {contact} transferred");
+            }
+            Action::Position { .. } | Action::SlaWarning { .. } | Action::SlaBreach { .. } => {}
+        }
+    }
+
+    /// An offer is over without becoming an assignment (rejected, expired, taken back): the
+    /// agent no longer holds it, and the contact no longer waits on the agent's answer.
+    fn offer_ended(&mut self, contact: u64, a: u32) {
+        self.hold(a, -1);
+        if let Some(c) = self.customers.get_mut(&contact)
+            && c.agent == Some(a)
+        {
+            c.agent = None;
         }
     }
 
