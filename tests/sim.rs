@@ -487,3 +487,27 @@ fn agents_who_reject_still_go_home_at_the_end_of_their_shift() {
     assert_eq!(gone.answered, 0, "{gone:?}");
     assert!(gone.unanswered > 0, "{gone:?}");
 }
+
+#[test]
+fn a_queue_occupancy_is_that_of_the_agents_who_can_answer_it() {
+    // Two teams that never help each other: each queue's occupancy is its own team's, the
+    // calls' handle time over the team's 100 staffed hours (after the warm-up hour).
+    let split = shipped("skills-split.toml");
+    for (name, team) in [("sales", 14.0), ("support", 27.0)] {
+        let q = queue(&split, name);
+        let want = q.offered as f64 * q.aht_seconds.expect("completions") / (team * 360_000.0);
+        let occ = q.occupancy.expect("the team worked");
+        assert!((occ - want).abs() <= 0.005, "{name}: {occ:.4} vs {want:.4}");
+    }
+    for r in split.intervals.iter().filter(|r| r.queue != "all") {
+        assert!(r.occupancy.is_some_and(|o| o > 0.5 && o <= 1.0), "{r:?}");
+    }
+    // Once support calls may escalate to the sales team, that team carries some of support's
+    // load: its occupancy rises while the center's stays the same.
+    let escalation = shipped("skills-escalation.toml");
+    let occ = |r: &Report, q: &str| queue(r, q).occupancy.expect("staffed");
+    assert!(occ(&escalation, "sales") > occ(&split, "sales") + 0.03);
+    assert!(occ(&escalation, "support") < occ(&split, "support") - 0.01);
+    let center = |r: &Report| day(r).occupancy.expect("staffed");
+    assert!((center(&escalation) - center(&split)).abs() < 0.002);
+}
