@@ -15,10 +15,12 @@
 //! - Service level is the router's: answered within the threshold over answered; the
 //!   abandon-aware variant adds long abandons (beyond the queue's `short_abandon`) to the
 //!   denominator.
-//! - Occupancy is center-wide: the time agents hold at least one contact (offered, assigned or
-//!   in wrap-up) over the time they are logged in and not on a break (or still finishing a
-//!   contact). Agents without a shift end serve every contact still waiting when the traffic
-//!   ends, but their idle time after that end is not counted.
+//! - Occupancy is the time agents hold at least one contact (offered, assigned or in wrap-up)
+//!   over the time they are logged in and not on a break (or still finishing a contact).
+//!   Agents without a shift end serve every contact still waiting when the traffic ends, but
+//!   their idle time after that end is not counted. A queue's occupancy is that of the agents
+//!   who can take its contacts as they arrive (`qualified_queues`), whatever they hold: how
+//!   busy the people who could answer the queue's next caller are.
 //! - An agent the router puts away for missed offers makes itself available again after
 //!   [`BACK_FROM_AUTO_PAUSE`], as a person would when the supervisor calls.
 //! - Shift end and break start stop new offers at once; what the agent holds is finished, then
@@ -34,8 +36,12 @@ use rustc_hash::FxHashMap;
 
 use super::report::Tally;
 use super::scenario::{Distribution, Scenario};
-use crate::model::{AgentId, Channel, ContactId, Millis, NewContact, Priority, QueueId, SkillReq};
-use crate::router::{Action, Event, Outcome, Presence, Router, RouterError, WithdrawReason};
+use crate::model::{
+    AgentId, Channel, ContactId, Millis, NewContact, Priority, QueueId, Requirement, SkillReq,
+};
+use crate::router::{
+    Action, Event, Outcome, Presence, Router, RouterError, WithdrawReason, requirement_for,
+};
 
 /// How long an agent put away for missed offers stays away.
 pub const BACK_FROM_AUTO_PAUSE: Millis = 60_000;
@@ -89,6 +95,11 @@ pub struct Outcomes {
     pub busy: Vec<f64>,
     /// Per interval: agent time logged in and not on a break (or busy), ms.
     pub staffed: Vec<f64>,
+    /// Per interval, per queue: time the agents qualified for the queue held contacts of any
+    /// queue, ms.
+    pub queue_busy: Vec<Vec<f64>>,
+    /// Per interval, per queue: staffed time of the agents qualified for the queue, ms.
+    pub queue_staffed: Vec<Vec<f64>>,
     /// Contacts that arrived.
     pub contacts: u64,
     /// Events the router handled (including timer ticks).
@@ -194,6 +205,8 @@ struct Run<'a> {
     agenda: BinaryHeap<Reverse<(Millis, u64, Happening)>>,
     customers: FxHashMap<u64, Customer>,
     desks: Vec<Desk>,
+    /// Per agent, the queues whose occupancy its time counts in.
+    qualified: Vec<Vec<usize>>,
     agent_index: FxHashMap<AgentId, u32>,
     actions: Vec<Action>,
     /// Events to send at the current instant (answers given at once, logouts).
@@ -228,6 +241,7 @@ pub fn run(
         agenda: BinaryHeap::new(),
         customers: FxHashMap::default(),
         desks: vec![Desk::default(); scenario.agents.len()],
+        qualified: qualified_queues(scenario, replay),
         agent_index: scenario
             .agents
             .iter()
@@ -241,6 +255,8 @@ pub fn run(
             tallies: vec![vec![Tally::default(); queues]; intervals],
             busy: vec![0.0; intervals],
             staffed: vec![0.0; intervals],
+            queue_busy: vec![vec![0.0; queues]; intervals],
+            queue_staffed: vec![vec![0.0; queues]; intervals],
             ..Outcomes::default()
         },
     };
@@ -351,13 +367,24 @@ impl Run<'_> {
     fn send(&mut self, event: Event) -> Result<(), SimError> {
         self.out.router_events += 1;
         let kind = kind_of(&event);
+        // A reject ends the offer, but the router answers it with no action naming the agent
+        // (it only offers the contact elsewhere), so the agent's hold is let go here, once the
+        // router has taken the reject. Every other end of an offer comes back as an action.
+        let rejected = match &event {
+            Event::OfferRejected { contact, agent } => Some((contact.0, self.agent(agent))),
+            _ => None,
+        };
         self.router
             .handle(self.now, event)
             .map_err(|source| SimError {
                 at: self.now,
                 event: kind,
                 source,
-            })
+            })?;
+        if let Some((contact, a)) = rejected {
+            self.offer_ended(contact, a);
+        }
+        Ok(())
     }
 
     fn arrive(&mut self, contact: NewContactParts) -> Result<(), SimError> {
@@ -596,10 +623,7 @@ impl Run<'_> {
             }
             Action::RevokeOffer { contact, agent, .. } => {
                 let a = self.agent(&agent);
-                self.hold(a, -1);
-                if let Some(c) = self.customers.get_mut(&contact.0) {
-                    c.agent = None;
-                }
+                self.offer_ended(contact.0, a);
             }
             Action::Assigned {
                 contact, waited, ..
@@ -670,10 +694,25 @@ impl Run<'_> {
                 // simulator logs agents out only once they hold nothing.
                 debug_assert!(false, "contact {contact} requeued from {agent}");
             }
-            Action::Position { .. }
-            | Action::SlaWarning { .. }
-            | Action::SlaBreach { .. }
-            | Action::Transferred { .. } => {}
+            Action::Transferred { contact, .. } => {
+                // Only a transfer event causes this, and the simulator sends none. Sending one
+                // would take more than this arm: an assigned contact transferred from a queue
+                // without wrap-up frees its agent with no action to say so, and one that goes
+                // to wrap-up would be offered anew still marked as wrapping.
+                debug_assert!(false, "contact {contact} transferred");
+            }
+            Action::Position { .. } | Action::SlaWarning { .. } | Action::SlaBreach { .. } => {}
+        }
+    }
+
+    /// An offer is over without becoming an assignment (rejected, expired, taken back): the
+    /// agent no longer holds it, and the contact no longer waits on the agent's answer.
+    fn offer_ended(&mut self, contact: u64, a: u32) {
+        self.hold(a, -1);
+        if let Some(c) = self.customers.get_mut(&contact)
+            && c.agent == Some(a)
+        {
+            c.agent = None;
         }
     }
 
@@ -718,15 +757,56 @@ impl Run<'_> {
                 now.min((i as u64 + 1) * interval)
             };
             let span = (end - t) as f64;
-            if let Some(s) = self.out.staffed.get_mut(i) {
-                *s += span;
+            self.out.staffed[i] += span;
+            if busy {
+                self.out.busy[i] += span;
             }
-            if busy && let Some(b) = self.out.busy.get_mut(i) {
-                *b += span;
+            for &q in &self.qualified[a as usize] {
+                self.out.queue_staffed[i][q] += span;
+                if busy {
+                    self.out.queue_busy[i][q] += span;
+                }
             }
             t = end;
         }
     }
+}
+
+/// Per agent, the queues it can take contacts of as they arrive: the queue is on its list (or
+/// its list is empty), its skills meet the queue's own requirement, and it has a slot for a
+/// channel the queue's contacts come on in this run. Escalation steps and a contact's own skills
+/// are left out: they change who may take one contact, not whose work a queue rests on.
+fn qualified_queues(scenario: &Scenario, replay: Option<&[ReplayContact]>) -> Vec<Vec<usize>> {
+    let queues = &scenario.plan.queues;
+    let mut channels = vec![[false; Channel::ALL.len()]; queues.len()];
+    let arrivals: Vec<(QueueId, Channel)> = match replay {
+        Some(records) => records.iter().map(|r| (r.queue, r.channel)).collect(),
+        None => scenario
+            .streams
+            .iter()
+            .map(|s| (s.queue, s.channel))
+            .collect(),
+    };
+    for (queue, channel) in arrivals {
+        channels[usize::from(queue.0)][channel.index()] = true;
+    }
+    let requirements: Vec<Requirement> = queues.iter().map(|q| requirement_for(q, &[])).collect();
+    scenario
+        .agents
+        .iter()
+        .map(|agent| {
+            let profile = &agent.profile;
+            (0..queues.len())
+                .filter(|&q| {
+                    (profile.queues.is_empty() || profile.queues.contains(&QueueId(q as u16)))
+                        && requirements[q].is_met_by(&profile.skills)
+                        && Channel::ALL
+                            .iter()
+                            .any(|&c| channels[q][c.index()] && profile.capacity.of(c) > 0)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The event's name, for errors (formatting the whole event on every send would cost more
@@ -757,4 +837,108 @@ struct NewContactParts {
     priority: i32,
     handle_time: Millis,
     patience: Option<Millis>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_rests_on_the_agents_who_can_take_its_contacts_as_they_arrive() {
+        let scenario = Scenario::from_toml_str(
+            r#"
+            intervals = 1
+            [config]
+            skills = ["billing", "support"]
+            [config.routing]
+            default_queue = "support"
+            [config.sla.standard]
+            first_response = "1h"
+            [config.queues.billing]
+            sla = "standard"
+            skills = { billing = 4 }
+            [config.queues.support]
+            sla = "standard"
+            skills = { support = 4 }
+            [[config.queues.support.escalation]]
+            after = "30s"
+            relax = { support = 1 }
+            [config.queues.chat]
+            sla = "standard"
+            [[traffic]]
+            queue = "billing"
+            arrivals_per_hour = 10
+            handle_time = { distribution = "fixed", value = "1m" }
+            [[traffic]]
+            queue = "support"
+            arrivals_per_hour = 10
+            handle_time = { distribution = "fixed", value = "1m" }
+            [[traffic]]
+            queue = "chat"
+            channel = "chat"
+            arrivals_per_hour = 10
+            handle_time = { distribution = "fixed", value = "1m" }
+            [[agents]]
+            name = "both"
+            skills = { billing = 5, support = 5 }
+            capacity = { voice = 1, chat = 2 }
+            [[agents]]
+            name = "billing-only-by-choice"
+            skills = { billing = 5, support = 5 }
+            capacity = { voice = 1, chat = 2 }
+            queues = ["billing"]
+            [[agents]]
+            name = "novice"
+            skills = { support = 2 }
+            capacity = { voice = 1, chat = 2 }
+            [[agents]]
+            name = "phones-only"
+            skills = { support = 5 }
+            capacity = { voice = 1, chat = 0 }
+            "#,
+            "t.toml",
+            ".",
+        )
+        .expect("valid");
+        let names = |pools: Vec<Vec<usize>>| -> Vec<Vec<&str>> {
+            pools
+                .iter()
+                .map(|queues| {
+                    let mut names: Vec<&str> = queues
+                        .iter()
+                        .map(|&q| scenario.plan.queues[q].name.as_str())
+                        .collect();
+                    names.sort_unstable();
+                    names
+                })
+                .collect()
+        };
+        assert_eq!(
+            names(qualified_queues(&scenario, None)),
+            [
+                vec!["billing", "chat", "support"],
+                // Its queue list keeps it out of the others, skills or not.
+                vec!["billing"],
+                // Support level 2 takes support calls only after the escalation step.
+                vec!["chat"],
+                // No chat slot, no chat queue.
+                vec!["support"],
+            ]
+        );
+        // A replay brings its own channels: with only a voice contact recorded in the chat
+        // queue, every agent with a voice slot that serves the queue is counted for it, the
+        // phones-only agent too, and nobody for queues without contacts.
+        let replay = [ReplayContact {
+            arrival: 0,
+            channel: Channel::Voice,
+            queue: scenario.plan.queue_id("chat").expect("a chat queue"),
+            skills: Vec::new(),
+            handle_time: 60_000,
+            patience: None,
+        }];
+        assert_eq!(
+            names(qualified_queues(&scenario, Some(&replay))),
+            [vec!["chat"], vec![], vec!["chat"], vec!["chat"]]
+        );
+    }
 }

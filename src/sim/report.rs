@@ -74,7 +74,8 @@ pub struct Row {
     pub asa_seconds: Option<f64>,
     /// Average handle time, seconds.
     pub aht_seconds: Option<f64>,
-    /// Center-wide agent occupancy; on `"all"` rows only.
+    /// Occupancy of the agents qualified for the queue (center-wide on `"all"` rows); `None`
+    /// when none of them was staffed.
     pub occupancy: Option<f64>,
     /// Longest wait, seconds.
     pub longest_wait_seconds: f64,
@@ -157,9 +158,18 @@ impl Report {
             let staffed: f64 = out.staffed.iter().skip(from).sum();
             (staffed > 0.0).then(|| busy / staffed)
         };
+        let queue_occupancy = |intervals: std::ops::Range<usize>, q: usize| {
+            let busy: f64 = out.queue_busy[intervals.clone()].iter().map(|b| b[q]).sum();
+            let staffed: f64 = out.queue_staffed[intervals].iter().map(|s| s[q]).sum();
+            (staffed > 0.0).then(|| busy / staffed)
+        };
+        let counted = scenario.warmup_intervals.min(out.tallies.len())..out.tallies.len();
         let mut summary: Vec<Row> = shown
             .iter()
-            .map(|&q| row("day".into(), plan.queues[q].name.clone(), &day[q], None))
+            .map(|&q| {
+                let occ = queue_occupancy(counted.clone(), q);
+                row("day".into(), plan.queues[q].name.clone(), &day[q], occ)
+            })
             .collect();
         let mut all = Tally::default();
         day.iter().for_each(|t| all.add(t));
@@ -179,7 +189,7 @@ impl Report {
                     label.clone(),
                     plan.queues[q].name.clone(),
                     &tallies[q],
-                    None,
+                    queue_occupancy(i..i + 1, q),
                 ));
             }
             let staffed = out.staffed[i];
