@@ -89,7 +89,9 @@ pub(crate) fn apply_decision(shared: &Shared, decision: Decision, record: &mut C
             payload.insert("tags".into(), serde_json::json!(decision.tags));
         }
     }
-    record.classification = serde_json::to_value(&decision.explanation).ok();
+    record.classification = serde_json::value::to_raw_value(&decision.explanation)
+        .ok()
+        .map(crate::journal::JsonText);
 }
 
 /// Adds a later customer message to the open contact's body, so an agent offered it later
