@@ -586,6 +586,7 @@ pub async fn start(
                 contact: record.id,
                 outcome: "abandoned".into(),
                 at: now,
+                disposition: None,
             });
             continue;
         }
@@ -1410,6 +1411,7 @@ impl RouterTask {
                         contact: contact.0,
                         outcome: outcome_name.into(),
                         at: now,
+                        disposition: None,
                     });
                     self.shared.contacts.remove(&contact.0);
                     let reason = match outcome {
