@@ -401,6 +401,19 @@ pub enum Command {
         /// The router's answer.
         reply: oneshot::Sender<Result<(), RouterError>>,
     },
+    /// An agent completes a contact it holds, with the wrap-up code it chose. The code travels
+    /// beside the router's event, which has no use for it: the router task keeps it until the
+    /// contact's closure is journaled and reported.
+    Complete {
+        /// The agent that sent it.
+        agent: AgentId,
+        /// The contact.
+        contact: ContactId,
+        /// The disposition, already checked by the gateway.
+        disposition: Option<String>,
+        /// The router's answer.
+        reply: oneshot::Sender<Result<(), RouterError>>,
+    },
     /// An agent's websocket connected.
     Connect {
         /// The agent.
@@ -586,6 +599,7 @@ pub async fn start(
                 contact: record.id,
                 outcome: "abandoned".into(),
                 at: now,
+                disposition: None,
             });
             continue;
         }
@@ -765,6 +779,9 @@ struct RouterTask {
     holders: HashMap<ContactId, AgentId>,
     /// The last state frame sent to each agent, to send only changes.
     last_state: HashMap<AgentId, ServerMessage>,
+    /// Dispositions of contacts being completed, from the agent's `complete` until the
+    /// router's `ContactLeft` for them: the router is unaware of them.
+    dispositions: HashMap<ContactId, String>,
 }
 
 impl RouterTask {
@@ -780,6 +797,7 @@ impl RouterTask {
             holders: HashMap::new(),
             records: Vec::new(),
             last_state: HashMap::new(),
+            dispositions: HashMap::new(),
             last_now: router.now(),
             router,
             shared,
@@ -858,31 +876,7 @@ impl RouterTask {
                 let _ = reply.send(result);
             }
             Command::Event { event, reply } => {
-                let rejected = match &event {
-                    Event::OfferRejected { contact, .. } => {
-                        self.router.contact(*contact).map(|c| c.queue)
-                    }
-                    _ => None,
-                };
-                // The agent whose state this event may change: it hears its new state after.
-                let agent = match &event {
-                    Event::AgentPresence { agent, .. }
-                    | Event::WrapUpDone { agent, .. }
-                    | Event::OfferAccepted { agent, .. }
-                    | Event::OfferRejected { agent, .. } => Some(agent.clone()),
-                    Event::ContactCompleted { contact }
-                    | Event::ContactTransferred { contact, .. } => {
-                        self.router.contact(*contact).and_then(|c| c.agent)
-                    }
-                    _ => None,
-                };
-                let result = self.router.handle(now, event);
-                if let (Ok(()), Some(agent)) = (&result, &agent) {
-                    self.send_state(agent);
-                }
-                if let (Ok(()), Some(queue)) = (&result, rejected) {
-                    self.meters(queue).offer(m::OfferOutcome::Rejected);
-                }
+                let result = self.event(now, event);
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }
@@ -892,26 +886,24 @@ impl RouterTask {
                 event,
                 reply,
             } => {
-                let contact = match &event {
-                    Event::ContactCompleted { contact }
-                    | Event::ContactTransferred { contact, .. }
-                    | Event::ContactResponded { contact } => Some(*contact),
-                    _ => None,
-                };
-                if let Some(contact) = contact {
-                    let holds = self.router.contact(contact).is_some_and(|c| {
-                        c.status == crate::router::ContactStatus::Assigned
-                            && c.agent.as_ref() == Some(&agent)
-                    });
-                    if !holds {
-                        let _ = reply.send(Err(RouterError::NotAssigned(contact)));
-                        return;
-                    }
+                let _ = reply.send(self.agent_event(now, agent, event));
+            }
+            Command::Complete {
+                agent,
+                contact,
+                disposition,
+                reply,
+            } => {
+                // Kept before the router sees the completion, whose ContactLeft action takes it
+                // for the journal; dropped again if the router refuses.
+                if let Some(code) = disposition {
+                    self.dispositions.insert(contact, code);
                 }
-                self.command(Command::Event {
-                    event,
-                    reply: Some(reply),
-                });
+                let result = self.agent_event(now, agent, Event::ContactCompleted { contact });
+                if result.is_err() {
+                    self.dispositions.remove(&contact);
+                }
+                let _ = reply.send(result);
             }
             Command::Connect {
                 agent,
@@ -1013,6 +1005,59 @@ impl RouterTask {
                 });
             }
         }
+    }
+
+    /// Applies a router event; the agent whose state it may change hears its new state.
+    fn event(&mut self, now: Millis, event: Event) -> Result<(), RouterError> {
+        let rejected = match &event {
+            Event::OfferRejected { contact, .. } => self.router.contact(*contact).map(|c| c.queue),
+            _ => None,
+        };
+        // The agent whose state this event may change: it hears its new state after.
+        let agent = match &event {
+            Event::AgentPresence { agent, .. }
+            | Event::WrapUpDone { agent, .. }
+            | Event::OfferAccepted { agent, .. }
+            | Event::OfferRejected { agent, .. } => Some(agent.clone()),
+            Event::ContactCompleted { contact } | Event::ContactTransferred { contact, .. } => {
+                self.router.contact(*contact).and_then(|c| c.agent)
+            }
+            _ => None,
+        };
+        let result = self.router.handle(now, event);
+        if let (Ok(()), Some(agent)) = (&result, &agent) {
+            self.send_state(agent);
+        }
+        if let (Ok(()), Some(queue)) = (&result, rejected) {
+            self.meters(queue).offer(m::OfferOutcome::Rejected);
+        }
+        result
+    }
+
+    /// Applies an event an agent sent: contact-bound events are refused unless the contact is
+    /// assigned to that agent.
+    fn agent_event(
+        &mut self,
+        now: Millis,
+        agent: AgentId,
+        event: Event,
+    ) -> Result<(), RouterError> {
+        let contact = match &event {
+            Event::ContactCompleted { contact }
+            | Event::ContactTransferred { contact, .. }
+            | Event::ContactResponded { contact } => Some(*contact),
+            _ => None,
+        };
+        if let Some(contact) = contact {
+            let holds = self.router.contact(contact).is_some_and(|c| {
+                c.status == crate::router::ContactStatus::Assigned
+                    && c.agent.as_ref() == Some(&agent)
+            });
+            if !holds {
+                return Err(RouterError::NotAssigned(contact));
+            }
+        }
+        self.event(now, event)
     }
 
     /// An agent's connection is gone (closed, or stuck): offers go to others at once, assigned
@@ -1405,11 +1450,21 @@ impl RouterTask {
                         self.meters(queue)
                             .handled(channel, now.saturating_sub(answered) as f64 / 1000.0);
                     }
-                    self.callback(contact, outcome_name, serde_json::Value::Null);
+                    // Only a completion has a disposition; any other exit discards one.
+                    let disposition = self
+                        .dispositions
+                        .remove(&contact)
+                        .filter(|_| outcome == Outcome::Completed);
+                    let detail = match outcome {
+                        Outcome::Completed => serde_json::json!({ "disposition": disposition }),
+                        Outcome::Abandoned | Outcome::Cancelled => serde_json::Value::Null,
+                    };
+                    self.callback(contact, outcome_name, detail);
                     self.records.push(Record::Closed {
                         contact: contact.0,
                         outcome: outcome_name.into(),
                         at: now,
+                        disposition,
                     });
                     self.shared.contacts.remove(&contact.0);
                     let reason = match outcome {

@@ -464,6 +464,24 @@ async fn lifecycle_events_are_posted_signed_to_the_callback_url_with_retries() {
     seen.sort();
     assert_eq!(seen, vec!["assigned", "queued"]);
 
+    // The CRM learns how the agent wrapped the contact up.
+    say(
+        &mut alice,
+        json!({"type": "complete", "contact_id": id, "disposition": "follow_up"}),
+    )
+    .await;
+    let (body, _) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("the completed callback arrives")
+        .expect("hook server running");
+    let event: Value = serde_json::from_slice(&body).expect("a JSON event");
+    assert_eq!(event["event"], "completed", "{event}");
+    assert_eq!(
+        event["detail"],
+        json!({"disposition": "follow_up"}),
+        "{event}"
+    );
+
     let https =
         json!({"channel": "sms", "body": "x", "callback_url": "https://crm.example/h"}).to_string();
     let signature = switchboard::notify::sign("whsec", https.as_bytes());
@@ -896,5 +914,78 @@ async fn an_agent_connection_that_stops_answering_pings_counts_as_dropped() {
     );
     alice_reads.abort();
     drop(bruno);
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_disposition_given_at_completion_is_shown_with_the_contact_and_survives_a_restart() {
+    let dir = TempDir::new("disposition");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let (mut alice, id) = alice_holds_a_billing_email(addr).await;
+    say(
+        &mut alice,
+        json!({"type": "complete", "contact_id": id, "disposition": "callback"}),
+    )
+    .await;
+    expect_state(&mut alice, "wrap_up").await;
+    let path = format!("/v1/contacts/{id}");
+    let view = eventually(addr, &path, |v| v["outcome"] == "completed").await;
+    assert_eq!(view["disposition"], "callback", "{view}");
+    d.shutdown().await.expect("clean shutdown");
+
+    let d = daemon(settings(&dir)).await;
+    let (status, view) = http(d.local_addr(), "GET", &path, &[ADMIN], "").await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        (view["outcome"].as_str(), view["disposition"].as_str()),
+        (Some("completed"), Some("callback")),
+        "{view}"
+    );
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn a_refused_disposition_gets_an_error_frame_and_is_never_stored() {
+    let dir = TempDir::new("bad-disposition");
+    let d = daemon(settings(&dir)).await;
+    let addr = d.local_addr();
+    let (mut alice, id) = alice_holds_a_billing_email(addr).await;
+    let path = format!("/v1/contacts/{id}");
+
+    say(
+        &mut alice,
+        json!({"type": "complete", "contact_id": id, "disposition": "x".repeat(65)}),
+    )
+    .await;
+    let error = expect(&mut alice, "error").await;
+    assert_eq!(error["code"], "invalid_disposition", "{error}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| m.contains("64")),
+        "the message says the limit: {error}"
+    );
+    let (_, view) = http(addr, "GET", &path, &[ADMIN], "").await;
+    assert_eq!(
+        (view["status"].as_str(), view["agent"].as_str()),
+        (Some("assigned"), Some("alice")),
+        "the contact stays with alice: {view}"
+    );
+
+    // Another agent's code for alice's contact is refused with the completion.
+    let mut bruno = agent(addr, "bruno-demo-token").await;
+    expect(&mut bruno, "hello").await;
+    say(
+        &mut bruno,
+        json!({"type": "complete", "contact_id": id, "disposition": "spam"}),
+    )
+    .await;
+    assert_eq!(expect(&mut bruno, "error").await["code"], "not_assigned");
+
+    // The socket is still open: alice completes without a code, and none of the refused ones
+    // was kept for the contact.
+    say(&mut alice, json!({"type": "complete", "contact_id": id})).await;
+    expect_state(&mut alice, "wrap_up").await;
+    let view = eventually(addr, &path, |v| v["outcome"] == "completed").await;
+    assert_eq!(view["disposition"], Value::Null, "{view}");
     d.shutdown().await.expect("clean shutdown");
 }

@@ -34,7 +34,8 @@ pub enum AgentMessage {
     Complete {
         /// The contact.
         contact_id: String,
-        /// Outcome code chosen by the agent (resolved, callback, escalated...).
+        /// Outcome code chosen by the agent (resolved, callback, escalated...), journaled with
+        /// the completion; see [`check_disposition`] for what is refused.
         #[serde(default)]
         disposition: Option<String>,
     },
@@ -73,6 +74,45 @@ pub enum AgentMessage {
         #[serde(default)]
         agent: Option<String>,
     },
+}
+
+/// The longest disposition an agent may send, in characters. Wrap-up codes are short labels
+/// (`resolved`, `follow_up`); the bound keeps a buggy or hostile client from storing essays in
+/// the journal of every contact it completes.
+pub const MAX_DISPOSITION_CHARS: usize = 64;
+
+/// Why the disposition of a `complete` frame was refused; the agent gets an
+/// `invalid_disposition` error frame with this message, and the contact stays assigned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DispositionError {
+    /// Empty or only whitespace: a report cannot count it under any code.
+    #[error("the disposition is empty; leave the field out to complete without one")]
+    Empty,
+    /// Longer than [`MAX_DISPOSITION_CHARS`].
+    #[error("the disposition is {chars} characters long; at most {MAX_DISPOSITION_CHARS} are kept")]
+    TooLong {
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// Holds a control character (a newline, an escape...), which would garble reports.
+    #[error("the disposition holds a control character; use printable text")]
+    NotPrintable,
+}
+
+/// Checks a disposition before it is journaled: printable text of 1 to
+/// [`MAX_DISPOSITION_CHARS`] characters. The set of codes is the agent desktop's business, so
+/// any such text is accepted as sent.
+pub fn check_disposition(code: &str) -> Result<(), DispositionError> {
+    let chars = code.chars().count();
+    if code.trim().is_empty() {
+        Err(DispositionError::Empty)
+    } else if chars > MAX_DISPOSITION_CHARS {
+        Err(DispositionError::TooLong { chars })
+    } else if code.chars().any(char::is_control) {
+        Err(DispositionError::NotPrintable)
+    } else {
+        Ok(())
+    }
 }
 
 /// A contact as shown to an agent.
@@ -221,6 +261,39 @@ impl ServerMessage {
         ServerMessage::Error {
             code: code.into(),
             message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_are_printable_short_labels() {
+        let at_limit = "x".repeat(MAX_DISPOSITION_CHARS);
+        let over = "x".repeat(MAX_DISPOSITION_CHARS + 1);
+        // Characters, not bytes: 64 accented letters are 128 bytes and still fit.
+        let accented = "é".repeat(MAX_DISPOSITION_CHARS);
+        let cases: &[(&str, Result<(), DispositionError>)] = &[
+            ("resolved", Ok(())),
+            ("no answer", Ok(())),
+            ("résolu", Ok(())),
+            (&at_limit, Ok(())),
+            (&accented, Ok(())),
+            (
+                &over,
+                Err(DispositionError::TooLong {
+                    chars: MAX_DISPOSITION_CHARS + 1,
+                }),
+            ),
+            ("", Err(DispositionError::Empty)),
+            ("   ", Err(DispositionError::Empty)),
+            ("resolved\nDROP", Err(DispositionError::NotPrintable)),
+            ("\u{1b}[31mred", Err(DispositionError::NotPrintable)),
+        ];
+        for (code, expected) in cases {
+            assert_eq!(&check_disposition(code), expected, "{code:?}");
         }
     }
 }

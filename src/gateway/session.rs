@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AgentMessage, ServerMessage};
+use super::{AgentMessage, ServerMessage, check_disposition};
 use crate::channels::email;
 use crate::daemon::{Command, Shared, hash_token};
 use crate::http::ApiError;
@@ -230,10 +230,26 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
             },
             None => return unknown(&offer_id),
         },
-        AgentMessage::Complete { contact_id, .. } => match contact(&contact_id) {
-            Some(contact) => Event::ContactCompleted { contact },
-            None => return unknown(&contact_id),
-        },
+        AgentMessage::Complete {
+            contact_id,
+            disposition,
+        } => {
+            let Some(contact) = contact(&contact_id) else {
+                return unknown(&contact_id);
+            };
+            if let Some(Err(e)) = disposition.as_deref().map(check_disposition) {
+                return Some(ServerMessage::error("invalid_disposition", e.to_string()));
+            }
+            // The disposition travels beside the event, not in it: the router decides whether
+            // the contact may complete, the router task keeps the code for the journal.
+            return relay(shared, |reply| Command::Complete {
+                agent: agent.clone(),
+                contact,
+                disposition,
+                reply,
+            })
+            .await;
+        }
         AgentMessage::Responded { contact_id } => match contact(&contact_id) {
             Some(contact) => Event::ContactResponded { contact },
             None => return unknown(&contact_id),
@@ -314,17 +330,22 @@ async fn handle(shared: &Shared, agent: &AgentId, text: &str) -> Option<ServerMe
             Event::ContactTransferred { contact: id, to }
         }
     };
+    relay(shared, |reply| Command::AgentEvent {
+        agent: agent.clone(),
+        event,
+        reply,
+    })
+    .await
+}
+
+/// Sends an agent's command to the router task and turns its answer into the error frame to
+/// send back, if any.
+async fn relay(
+    shared: &Shared,
+    command: impl FnOnce(oneshot::Sender<Result<(), RouterError>>) -> Command,
+) -> Option<ServerMessage> {
     let (reply, answer) = oneshot::channel();
-    if shared
-        .router
-        .send(Command::AgentEvent {
-            agent: agent.clone(),
-            event,
-            reply,
-        })
-        .await
-        .is_err()
-    {
+    if shared.router.send(command(reply)).await.is_err() {
         return Some(ServerMessage::error("unavailable", "router not running"));
     }
     match answer.await {

@@ -268,6 +268,7 @@ async fn get_contact(
             "updated_at": stored.updated_at,
             "closed_at": stored.closed_at,
             "outcome": stored.outcome,
+            "disposition": stored.disposition,
             "sla": {"policy": stored.contact.sla},
             "classification": stored.contact.classification,
             "payload": stored.contact.payload,

@@ -157,6 +157,9 @@ pub enum Record {
         outcome: String,
         /// When it ended.
         at: UnixMillis,
+        /// The wrap-up code the agent chose when completing it (resolved, callback...), if any;
+        /// kept for reporting. Only a `completed` outcome has one.
+        disposition: Option<String>,
     },
     /// An agent created or updated (tokens are stored hashed by the caller).
     Agent(AgentRecord),
@@ -280,6 +283,9 @@ pub struct StoredContact {
     pub closed_at: Option<UnixMillis>,
     /// How it left, if it has (one of [`OUTCOMES`]).
     pub outcome: Option<String>,
+    /// The agent's wrap-up code, if it completed with one.
+    #[serde(default)]
+    pub disposition: Option<String>,
 }
 
 /// How the journal trades latency, memory and safety.
@@ -607,6 +613,7 @@ fn validate(records: &[Record]) -> Result<(), JournalError> {
                 contact,
                 outcome,
                 at,
+                ..
             } => {
                 if OUTCOMES.contains(&outcome.as_str()) {
                     too_big("contact id", *contact).or_else(|| too_big("timestamp", *at))

@@ -91,7 +91,7 @@ pub(crate) fn lookup(conn: &Connection, id: u64) -> Result<Option<StoredContact>
     let sql_error = |e: rusqlite::Error| describe(&e);
     let mut statement = conn
         .prepare_cached(
-            "SELECT record, status, agent, arrived_at, updated_at, closed_at, outcome
+            "SELECT record, status, agent, arrived_at, updated_at, closed_at, outcome, disposition
              FROM contacts WHERE id = ?1",
         )
         .map_err(sql_error)?;
@@ -105,11 +105,14 @@ pub(crate) fn lookup(conn: &Connection, id: u64) -> Result<Option<StoredContact>
                 row.get::<_, i64>(4)?,
                 row.get::<_, Option<i64>>(5)?,
                 row.get::<_, Option<String>>(6)?,
+                row.get::<_, Option<String>>(7)?,
             ))
         })
         .optional()
         .map_err(sql_error)?;
-    let Some((record, status, agent, arrived_at, updated_at, closed_at, outcome)) = found else {
+    let Some((record, status, agent, arrived_at, updated_at, closed_at, outcome, disposition)) =
+        found
+    else {
         return Ok(None);
     };
     Ok(Some(StoredContact {
@@ -120,6 +123,7 @@ pub(crate) fn lookup(conn: &Connection, id: u64) -> Result<Option<StoredContact>
         updated_at: unsigned(updated_at, "updated_at")?,
         closed_at: closed_at.map(|at| unsigned(at, "closed_at")).transpose()?,
         outcome,
+        disposition,
     }))
 }
 

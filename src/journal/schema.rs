@@ -10,7 +10,7 @@ use super::error::describe;
 
 /// The schema this build writes, kept in `PRAGMA user_version`. Bump it with a migration step in
 /// [`migrate`]; never edit a released step.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of a Switchboard journal ("SWBD"): `file(1)` and we can tell it from
 /// another program's SQLite file.
@@ -94,6 +94,13 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending';
 ";
 
+/// Version 3: the disposition (wrap-up code) an agent gave when completing a contact, kept with
+/// the closure so reports can count outcomes by it. Contacts closed before it have none: the
+/// agent's code was accepted and dropped then, and nothing can bring it back.
+const SCHEMA_V3: &str = "
+ALTER TABLE contacts ADD COLUMN disposition TEXT;  -- NULL unless completed with one
+";
+
 /// Opens the writer's connection: WAL, the requested durability, the schema migrated to
 /// [`SCHEMA_VERSION`].
 pub(crate) fn open_writer(path: &Path, options: &JournalOptions) -> Result<Connection, String> {
@@ -167,7 +174,18 @@ fn migrate(conn: &Connection) -> Result<(), String> {
     if version < 2 {
         step(conn, 2, SCHEMA_V2)?;
     }
+    if version < 3 {
+        step(conn, 3, SCHEMA_V3)?;
+    }
     Ok(())
+}
+
+/// Builds the schema exactly as a release writing version 2 left it (the released steps, no
+/// later ones), so tests can check that such a file opens and migrates.
+#[cfg(test)]
+pub(crate) fn create_as_version_2(conn: &Connection) -> Result<(), String> {
+    step(conn, 1, SCHEMA_V1)?;
+    step(conn, 2, SCHEMA_V2)
 }
 
 /// Runs one migration step and records its version, atomically.

@@ -84,7 +84,26 @@ fn closed(id: u64, outcome: &str, at: UnixMillis) -> Record {
         contact: id,
         outcome: outcome.into(),
         at,
+        disposition: None,
     }
+}
+
+/// A completion with the agent's wrap-up code.
+fn completed_as(id: u64, disposition: &str, at: UnixMillis) -> Record {
+    Record::Closed {
+        contact: id,
+        outcome: "completed".into(),
+        at,
+        disposition: Some(disposition.into()),
+    }
+}
+
+/// `PRAGMA user_version` of the file in `dir`, read beside the journal.
+fn schema_version(dir: &TempDir) -> i64 {
+    rusqlite::Connection::open(dir.path().join(DB_FILE))
+        .expect("second connection")
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("user_version")
 }
 
 fn agent(id: &str, name: &str, at: UnixMillis) -> AgentRecord {
@@ -469,5 +488,150 @@ fn records_replay_could_not_use_are_refused_before_queueing() {
             "{record:?}: {result:?}"
         );
     }
+    journal.close().expect("close");
+}
+
+#[test]
+fn a_disposition_is_stored_with_the_completion_and_read_back_after_reopen() {
+    let dir = TempDir::new();
+    let rt = runtime();
+    let (journal, _) = open(&dir);
+    rt.block_on(async {
+        journal
+            .append(vec![
+                accepted(1, 100, None),
+                accepted(2, 110, None),
+                accepted(3, 120, None),
+            ])
+            .await
+            .expect("accepted");
+        journal
+            .append(vec![
+                status(1, "assigned", Some("alice"), 200),
+                completed_as(1, "callback", 300),
+                status(2, "assigned", Some("bob"), 210),
+                closed(2, "completed", 310),
+                closed(3, "abandoned", 320),
+            ])
+            .await
+            .expect("closures");
+    });
+    let disposition = |journal: &Journal, id| {
+        journal
+            .lookup(id)
+            .expect("lookup")
+            .expect("stored")
+            .disposition
+    };
+    assert_eq!(disposition(&journal, 1).as_deref(), Some("callback"));
+    assert_eq!(disposition(&journal, 2), None, "completed without a code");
+    assert_eq!(disposition(&journal, 3), None, "abandoned");
+    journal.close().expect("close");
+
+    let (journal, replay) = open(&dir);
+    assert!(replay.open.is_empty());
+    let one = journal.lookup(1).expect("lookup").expect("stored");
+    assert_eq!(
+        (one.outcome.as_deref(), one.disposition.as_deref()),
+        (Some("completed"), Some("callback"))
+    );
+
+    // Reopened by the customer, the contact is open again and its old closure's code goes
+    // with that closure: the next completion brings its own.
+    rt.block_on(async {
+        journal
+            .append(vec![Record::Reopened {
+                contact: contact(1, 400),
+            }])
+            .await
+            .expect("reopened");
+    });
+    assert_eq!(disposition(&journal, 1), None);
+    rt.block_on(async {
+        journal
+            .append(vec![completed_as(1, "resolved", 500)])
+            .await
+            .expect("completed again");
+    });
+    assert_eq!(disposition(&journal, 1).as_deref(), Some("resolved"));
+    journal.close().expect("close");
+}
+
+#[test]
+fn a_version_2_file_opens_migrated_with_its_contacts_and_then_stores_dispositions() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    {
+        // The file as a version-2 release left it: one contact completed, one still assigned.
+        let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("create");
+        schema::create_as_version_2(&conn).expect("version 2 schema");
+        let insert = "INSERT INTO contacts
+                (id, record, status, agent, arrived_at, updated_at, closed_at, outcome)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+        let record = |id| serde_json::to_string(&contact(id, id * 100)).expect("JSON");
+        conn.execute(
+            insert,
+            rusqlite::params![
+                1,
+                record(1),
+                "completed",
+                "alice",
+                100,
+                150,
+                150,
+                "completed"
+            ],
+        )
+        .expect("closed contact");
+        conn.execute(
+            insert,
+            rusqlite::params![
+                2,
+                record(2),
+                "assigned",
+                "bob",
+                200,
+                250,
+                None::<i64>,
+                None::<&str>
+            ],
+        )
+        .expect("open contact");
+    }
+    assert_eq!(schema_version(&dir), 2);
+
+    let (journal, replay) = open(&dir);
+    assert_eq!(schema_version(&dir), schema::SCHEMA_VERSION);
+    assert_eq!(
+        replay.open,
+        vec![OpenContact {
+            contact: contact(2, 200),
+            status: "assigned".into(),
+            agent: Some("bob".into()),
+        }]
+    );
+    assert_eq!(replay.next_contact_id, 3);
+    let old = journal.lookup(1).expect("lookup").expect("stored");
+    assert_eq!(
+        (
+            old.outcome.as_deref(),
+            old.agent.as_deref(),
+            old.disposition
+        ),
+        (Some("completed"), Some("alice"), None),
+        "closed before version 3: no code was ever kept"
+    );
+
+    let rt = runtime();
+    rt.block_on(async {
+        journal
+            .append(vec![completed_as(2, "escalated", 300)])
+            .await
+            .expect("completed");
+    });
+    journal.close().expect("close");
+    let (journal, _) = open(&dir);
+    let migrated = journal.lookup(2).expect("lookup").expect("stored");
+    assert_eq!(migrated.disposition.as_deref(), Some("escalated"));
     journal.close().expect("close");
 }

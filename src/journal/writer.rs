@@ -23,7 +23,7 @@ const UPSERT_CONTACT: &str = "
     ON CONFLICT (id) DO UPDATE SET
         record = excluded.record, status = excluded.status, agent = NULL,
         arrived_at = excluded.arrived_at, updated_at = excluded.updated_at,
-        closed_at = NULL, outcome = NULL";
+        closed_at = NULL, outcome = NULL, disposition = NULL";
 const INSERT_IDEMPOTENCY: &str =
     "INSERT INTO idempotency (key, contact, response, created_at) VALUES (?1, ?2, ?3, ?4)";
 const INSERT_EVENT: &str =
@@ -33,7 +33,8 @@ const UPDATE_STATUS: &str = "
     UPDATE contacts SET status = ?2, agent = ?3, updated_at = ?4
     WHERE id = ?1 AND closed_at IS NULL";
 const UPDATE_CLOSED: &str = "
-    UPDATE contacts SET status = ?2, outcome = ?2, closed_at = ?3, updated_at = ?3
+    UPDATE contacts SET status = ?2, outcome = ?2, closed_at = ?3, updated_at = ?3,
+                        disposition = ?4
     WHERE id = ?1 AND closed_at IS NULL";
 const UPSERT_AGENT: &str = "
     INSERT INTO agents (id, name, token_hash, profile, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -249,10 +250,15 @@ fn write_records(conn: &Connection, records: &[Record]) -> rusqlite::Result<()> 
                 contact,
                 outcome,
                 at,
+                disposition,
             } => {
                 let (id, at) = (int(*contact)?, int(*at)?);
-                conn.prepare_cached(UPDATE_CLOSED)?
-                    .execute(params![id, outcome, at])?;
+                conn.prepare_cached(UPDATE_CLOSED)?.execute(params![
+                    id,
+                    outcome,
+                    at,
+                    disposition
+                ])?;
                 conn.prepare_cached(INSERT_EVENT)?.execute(params![
                     id,
                     "closed",
