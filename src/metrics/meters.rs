@@ -93,22 +93,12 @@ impl QueueMeters {
 
     /// Records the time a contact waited before an agent took it.
     pub fn answered(&mut self, channel: Channel, waited_seconds: f64) {
-        let queue = &self.queue;
-        self.waits[channel.index()]
-            .get_or_insert_with(|| {
-                metrics::histogram!(WAIT_SECONDS, "queue" => queue.clone(), "channel" => channel.as_str())
-            })
-            .record(waited_seconds);
+        by_channel(&mut self.waits, WAIT_SECONDS, &self.queue, channel).record(waited_seconds);
     }
 
     /// Records the time from answer to completion.
     pub fn handled(&mut self, channel: Channel, handle_seconds: f64) {
-        let queue = &self.queue;
-        self.handles[channel.index()]
-            .get_or_insert_with(|| {
-                metrics::histogram!(HANDLE_SECONDS, "queue" => queue.clone(), "channel" => channel.as_str())
-            })
-            .record(handle_seconds);
+        by_channel(&mut self.handles, HANDLE_SECONDS, &self.queue, channel).record(handle_seconds);
     }
 
     /// Counts an SLA warning: a deadline is near and the contact is not yet served.
@@ -157,4 +147,16 @@ impl QueueMeters {
                 .set(sl);
         }
     }
+}
+
+/// The queue's histogram `name` for `channel`, registered on first use.
+fn by_channel<'a>(
+    slots: &'a mut [Option<Histogram>; Channel::ALL.len()],
+    name: &'static str,
+    queue: &str,
+    channel: Channel,
+) -> &'a Histogram {
+    slots[channel.index()].get_or_insert_with(
+        || metrics::histogram!(name, "queue" => queue.to_owned(), "channel" => channel.as_str()),
+    )
 }
