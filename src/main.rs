@@ -67,7 +67,7 @@ enum Command {
         agent_grace: Duration,
         /// Websocket ping interval for agents; three silent intervals count as a dropped
         /// connection.
-        #[arg(long, env = "SWITCHBOARD_AGENT_KEEPALIVE", default_value = "20s", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "SWITCHBOARD_AGENT_KEEPALIVE", default_value = "20s", value_parser = keepalive)]
         agent_keepalive: Duration,
         /// Most contacts open at once; beyond it intake answers 503 with Retry-After.
         #[arg(
@@ -645,6 +645,16 @@ fn print_or_fail(result: Result<String, switchboard::sim::cli::CommandError>) ->
             eprintln!("error: {:#}", anyhow::Error::new(e));
             ExitCode::from(code)
         }
+    }
+}
+
+/// `--agent-keepalive`: a duration from 1 second to 10 minutes.
+fn keepalive(text: &str) -> Result<Duration, String> {
+    let every = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if (Duration::from_secs(1)..=Duration::from_secs(600)).contains(&every) {
+        Ok(every)
+    } else {
+        Err(format!("{text}: between 1s and 10m"))
     }
 }
 

@@ -553,8 +553,9 @@ async fn a_journal_that_cannot_commit_turns_intake_into_503_and_the_daemon_stays
     // Break the database under the daemon's feet: the next commit fails.
     let db =
         rusqlite::Connection::open(dir.0.join("switchboard.db")).expect("open the journal file");
-    db.execute_batch("DROP TABLE contacts;").expect("drop");
-    drop(db);
+    // The heartbeat too, so the writer's own probe fails as well until it is back.
+    db.execute_batch("DROP TABLE contacts; DROP TABLE heartbeat;")
+        .expect("drop");
     let (status, head, answer) = common::http_with_head(
         addr,
         "POST",
@@ -579,6 +580,24 @@ async fn a_journal_that_cannot_commit_turns_intake_into_503_and_the_daemon_stays
         status, 503,
         "not ready while the journal cannot store: {ready}"
     );
+    // Once the disk takes writes again the writer finds out by itself, with no request to try.
+    db.execute_batch(
+        "CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);",
+    )
+    .expect("heartbeat back");
+    drop(db);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, ready) = http(addr, "GET", "/readyz", &[], "").await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready again: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     d.shutdown().await.ok();
 }
 
@@ -890,7 +909,7 @@ async fn a_client_that_hangs_up_mid_request_can_retry_with_its_idempotency_key()
 async fn an_agent_connection_that_stops_answering_pings_counts_as_dropped() {
     let dir = TempDir::new("keepalive");
     let d = daemon(switchboard::daemon::Settings {
-        agent_keepalive: Duration::from_millis(100),
+        agent_keepalive: Duration::from_millis(400),
         agent_grace: Duration::from_secs(30),
         ..settings(&dir)
     })

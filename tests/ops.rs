@@ -831,12 +831,35 @@ async fn traffic(daemon: &Serving, config: &Path) {
     assert_eq!(status, 422);
 
     // The SLA warning (at 80 % of the 2 s) and the breach of the rejected contact.
-    wait_for_series(addr, "switchboard_sla_warnings_total{queue=\"support\"}").await;
-    wait_for_series(addr, "switchboard_sla_breaches_total{queue=\"support\"}").await;
+    // Per-queue counters are served at 0 from the start: wait for them to count.
+    wait_for_count(addr, "switchboard_sla_warnings_total{queue=\"support\"}").await;
+    wait_for_count(addr, "switchboard_sla_breaches_total{queue=\"support\"}").await;
 }
 
 /// Waits up to 10 s for a line of /metrics that starts with `series` (a name with its labels,
 /// optionally followed by a value).
+/// Waits until `/metrics` serves `series` with a value above zero.
+async fn wait_for_count(addr: SocketAddr, series: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = http(addr, "GET", "/metrics", &[], "").await;
+        let text = page.as_str().unwrap_or_default();
+        let counted = text.lines().any(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse::<f64>().ok())
+                .is_some_and(|value| value > 0.0)
+        });
+        if counted {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series:?} never counted on /metrics within 10 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_for_series(addr: SocketAddr, series: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {

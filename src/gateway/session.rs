@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -22,6 +23,8 @@ use crate::router::{Event, Presence, RouterError, TransferTarget};
 
 /// Frames queued for one agent before the connection counts as stuck.
 const OUTBOX: usize = 256;
+/// The shortest keepalive interval honoured (a zero interval would make the ping timer panic).
+const MIN_KEEPALIVE: Duration = Duration::from_millis(10);
 /// Per-connection read buffer; agent frames are a few hundred bytes.
 const READ_BUFFER: usize = 4 * 1024;
 /// Largest frame an agent may send.
@@ -99,12 +102,34 @@ async fn run(shared: Arc<Shared>, agent: AgentId, profile: AgentProfile, socket:
     tokio::pin!(shutting_down);
     // A connection that has not been heard from (a frame, or the pong to our ping) for three
     // pings is gone without a close: a laptop lid, a dead NAT. Treat it as dropped.
-    let keepalive = shared.agent_keepalive;
+    let keepalive = shared.agent_keepalive.max(MIN_KEEPALIVE);
+    let silence = keepalive.saturating_mul(3);
     let mut ping = tokio::time::interval(keepalive);
     ping.tick().await;
     let mut last_heard = tokio::time::Instant::now();
     loop {
+        // Biased, in this order: after a stall, a frame (or pong) already waiting is read
+        // before the ping tick can judge the connection silent.
         tokio::select! {
+            biased;
+            _ = &mut shutting_down => {
+                let _ = send(&mut sink, &ServerMessage::Shutdown).await;
+                break;
+            }
+            incoming = stream.next() => match incoming {
+                Some(Ok(message)) if !matches!(message, Message::Close(_)) => {
+                    let refused = answer(&shared, &agent, message).await;
+                    // Heard now, stamped after answering, which may have waited on the router
+                    // or the journal.
+                    last_heard = tokio::time::Instant::now();
+                    if let Some(error) = refused
+                        && send(&mut sink, &error).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                _ => break,
+            },
             frame = frames.recv() => match frame {
                 Some(msg) => {
                     // Frames queued meanwhile go out with this one in a single write.
@@ -120,29 +145,14 @@ async fn run(shared: Arc<Shared>, agent: AgentId, profile: AgentProfile, socket:
                 }
                 None => break,
             },
-            incoming = stream.next() => match incoming {
-                Some(Ok(message)) if !matches!(message, Message::Close(_)) => {
-                    last_heard = tokio::time::Instant::now();
-                    if let Some(error) = answer(&shared, &agent, message).await
-                        && send(&mut sink, &error).await.is_err()
-                    {
-                        break;
-                    }
-                }
-                _ => break,
-            },
             _ = ping.tick() => {
-                if last_heard.elapsed() >= 3 * keepalive {
+                if last_heard.elapsed() >= silence {
                     tracing::info!(agent = %agent, "agent connection silent through three pings; taken as dropped");
                     break;
                 }
                 if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
                     break;
                 }
-            }
-            _ = &mut shutting_down => {
-                let _ = send(&mut sink, &ServerMessage::Shutdown).await;
-                break;
             }
         }
     }

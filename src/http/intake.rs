@@ -335,9 +335,11 @@ async fn accept(
     metrics::counter!(m::CONTACTS_RECEIVED, "channel" => channel.as_str(), "queue" => queue)
         .increment(1);
 
-    crate::channels::route(shared, record)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_reference", e))?;
+    // Durable from here on: the answer is 202 whatever happens next, and the key keeps it. A
+    // contact the running plan cannot route (logged by `route`) is routed on the next start,
+    // where a queue the configuration lost drains with default rules; refusing it now would
+    // leave a committed contact behind an idempotency key every retry collides with.
+    let _ = crate::channels::route(shared, record).await;
     Ok(answer)
 }
 

@@ -99,6 +99,13 @@ CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending'
 /// agent's code was accepted and dropped then, and nothing can bring it back.
 const SCHEMA_V3: &str = "
 ALTER TABLE contacts ADD COLUMN disposition TEXT;  -- NULL unless completed with one
+
+-- One row the writer rewrites to find out whether the disk takes writes again after a failed
+-- batch, when no request comes to try (see Writer::run).
+CREATE TABLE heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL  -- Unix ms
+);
 ";
 
 /// Opens the writer's connection: WAL, the requested durability, the schema migrated to

@@ -568,7 +568,18 @@ fn a_version_2_file_opens_migrated_with_its_contacts_and_then_stores_disposition
         let insert = "INSERT INTO contacts
                 (id, record, status, agent, arrived_at, updated_at, closed_at, outcome)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-        let record = |id| serde_json::to_string(&contact(id, id * 100)).expect("JSON");
+        // As a version-2 release wrote them: the open one with its classification object.
+        let record = |id| {
+            let mut written = serde_json::to_value(contact(id, id * 100)).expect("JSON");
+            if id == 2 {
+                written["classification"] = serde_json::json!({
+                    "queue_from": "rule",
+                    "rules": {"matched": ["refunds"]},
+                    "signals": {"language": {"code": "eng", "confidence": 1.0, "reliable": true}}
+                });
+            }
+            written.to_string()
+        };
         conn.execute(
             insert,
             rusqlite::params![
@@ -602,13 +613,25 @@ fn a_version_2_file_opens_migrated_with_its_contacts_and_then_stores_disposition
 
     let (journal, replay) = open(&dir);
     assert_eq!(schema_version(&dir), schema::SCHEMA_VERSION);
+    let replayed = &replay.open;
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
     assert_eq!(
-        replay.open,
-        vec![OpenContact {
-            contact: contact(2, 200),
-            status: "assigned".into(),
-            agent: Some("bob".into()),
-        }]
+        (replayed[0].status.as_str(), replayed[0].agent.as_deref()),
+        ("assigned", Some("bob"))
+    );
+    let explained = replayed[0]
+        .contact
+        .classification
+        .as_ref()
+        .expect("the old row's classification is read");
+    let explained: serde_json::Value = serde_json::from_str(explained.0.get()).expect("JSON text");
+    assert_eq!(explained["rules"]["matched"][0], "refunds");
+    assert_eq!(
+        ContactRecord {
+            classification: None,
+            ..replayed[0].contact.clone()
+        },
+        contact(2, 200)
     );
     assert_eq!(replay.next_contact_id, 3);
     let old = journal.lookup(1).expect("lookup").expect("stored");

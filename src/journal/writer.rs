@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 use std::time::Instant;
 
 use rusqlite::{Connection, params};
@@ -54,6 +55,9 @@ const UPDATE_DELIVERY: &str = "
                       updated_at = ?6
     WHERE message_id = ?1";
 
+/// How often an unhealthy journal tries a write of its own when no request comes.
+const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
+
 /// Who waits for a request's outcome.
 type Ack = Option<oneshot::Sender<Result<(), JournalError>>>;
 
@@ -91,8 +95,26 @@ impl Writer {
         let mut last = Ok(());
         let mut batch: Vec<(Vec<Record>, Ack)> = Vec::with_capacity(self.max_batch);
         // `recv` keeps returning queued requests after the senders are dropped; it fails only
-        // once the queue is empty too, so closing loses nothing that was accepted.
-        while let Ok(first) = self.requests.recv() {
+        // once the queue is empty too, so closing loses nothing that was accepted. While the
+        // journal is unhealthy, a second without requests is spent trying a write of our own:
+        // intake is refused (and /readyz says not ready) meanwhile, so no request may come to
+        // find out that the disk has room again.
+        loop {
+            let first = if self.healthy.load(Ordering::Relaxed) {
+                match self.requests.recv() {
+                    Ok(first) => first,
+                    Err(_) => break,
+                }
+            } else {
+                match self.requests.recv_timeout(HEALTH_PROBE_EVERY) {
+                    Ok(first) => first,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.probe();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
             let mut next = Some(first);
             while let Some(request) = next.take() {
                 match request {
@@ -121,6 +143,28 @@ impl Writer {
         last
     }
 
+    /// Rewrites the heartbeat row in a transaction of its own: healthy again if it commits.
+    fn probe(&self) {
+        let written = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?1)",
+                params![crate::daemon::unix_ms() as i64],
+            )?;
+            self.conn.execute_batch("COMMIT")
+        });
+        match written {
+            Ok(()) => {
+                tracing::info!("journal writes again; ready");
+                self.healthy.store(true, Ordering::Relaxed);
+            }
+            Err(_) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+            }
+        }
+    }
+
     /// Writes one batch in one transaction, answers every waiter, and empties `batch`.
     fn write_batch(&self, batch: &mut Vec<(Vec<Record>, Ack)>) -> Result<(), JournalError> {
         let started = Instant::now();
@@ -134,11 +178,17 @@ impl Writer {
             }
             Err(error) => (vec![Err(error.clone()); batch.len()], Err(error)),
         };
-        let storing = batch_result.is_ok()
-            && !results
+        // Healthy once something was stored; a batch of conflicts alone commits nothing, so it
+        // says nothing about the disk and leaves the flag as it was.
+        if batch_result.is_err()
+            || results
                 .iter()
-                .any(|r| matches!(r, Err(JournalError::Write(_))));
-        self.healthy.store(storing, Ordering::Relaxed);
+                .any(|r| matches!(r, Err(JournalError::Write(_))))
+        {
+            self.healthy.store(false, Ordering::Relaxed);
+        } else if results.iter().any(Result::is_ok) {
+            self.healthy.store(true, Ordering::Relaxed);
+        }
         let failed = results.iter().filter(|r| r.is_err()).count();
         if failed > 0 {
             ::metrics::counter!(JOURNAL_ERRORS).increment(1);
