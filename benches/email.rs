@@ -200,6 +200,7 @@ fn bench_smtp_intake(c: &mut Criterion) {
         data_dir: dir.clone(),
         admin_token: None,
         webhook_secret: None,
+        callback_ca: None,
         agent_grace: Duration::from_secs(30),
         agent_keepalive: Duration::from_secs(20),
         fsync: true,

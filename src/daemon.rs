@@ -50,6 +50,9 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Secret for HMAC-signed intake; none means unsigned intake is accepted.
     pub webhook_secret: Option<String>,
+    /// PEM file of CA certificates trusted for https callbacks besides the built-in Mozilla
+    /// roots (an internal CA's receivers).
+    pub callback_ca: Option<PathBuf>,
     /// How long a dropped agent keeps its assigned contacts before they are requeued.
     pub agent_grace: Duration,
     /// Websocket ping interval on agent connections; one silent (not even a pong) for three
@@ -86,6 +89,9 @@ pub enum DaemonError {
     /// The metrics recorder could not be installed.
     #[error("metrics: {0}")]
     Metrics(String),
+    /// The CA file for https callbacks could not be read.
+    #[error("callback TLS: {0}")]
+    CallbackTls(String),
     /// The STARTTLS certificate or key could not be loaded.
     #[error("email TLS: {0}")]
     Tls(String),
@@ -701,7 +707,9 @@ pub async fn start(
     });
 
     // Pending callbacks are not awaited at shutdown: they are best effort, never durable.
-    let (callbacks, _deliveries) = Callbacks::start(settings.webhook_secret.clone());
+    let callback_tls = crate::notify::tls_client(settings.callback_ca.as_deref())
+        .map_err(DaemonError::CallbackTls)?;
+    let (callbacks, _deliveries) = Callbacks::start(settings.webhook_secret.clone(), callback_tls);
     let router_task =
         tokio::spawn(RouterTask::new(router, shared.clone(), rx, callbacks).run(stop_rx.clone()));
     shared.ready.store(true, Ordering::SeqCst);

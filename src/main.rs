@@ -62,6 +62,10 @@ enum Command {
         /// Secret for HMAC-signed intake.
         #[arg(long, env = "SWITCHBOARD_WEBHOOK_SECRET", hide_env_values = true)]
         webhook_secret: Option<String>,
+        /// PEM file of CA certificates to trust for https callbacks, besides the built-in
+        /// Mozilla roots.
+        #[arg(long, env = "SWITCHBOARD_CALLBACK_CA")]
+        callback_ca: Option<PathBuf>,
         /// How long a dropped agent keeps its assigned contacts.
         #[arg(long, env = "SWITCHBOARD_AGENT_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
         agent_grace: Duration,
@@ -569,6 +573,7 @@ fn main() -> ExitCode {
             data_dir,
             admin_token,
             webhook_secret,
+            callback_ca,
             agent_grace,
             agent_keepalive,
             max_open_contacts,
@@ -602,6 +607,7 @@ fn main() -> ExitCode {
                     data_dir,
                     admin_token: admin_token.filter(|t| !t.is_empty()),
                     webhook_secret: webhook_secret.filter(|s| !s.is_empty()),
+                    callback_ca: callback_ca.filter(|p| !p.as_os_str().is_empty()),
                     agent_grace,
                     agent_keepalive,
                     fsync: true,

@@ -5,8 +5,11 @@
 //!
 //! Routing never waits for a callback: the router task hands events over with `try_send` to a
 //! bounded queue; a full queue drops the event (counted and logged) rather than slowing routing.
-//! Only `http://` URLs are delivered today; intake refuses others with a clear error.
+//! `http://` and `https://` URLs are delivered; `https` checks the receiver's certificate
+//! against the Mozilla roots (webpki-roots, built in, so a container needs no CA bundle) plus
+//! any CA the operator adds for an internal receiver (`callback_ca`).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +21,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
 use tracing::warn;
 
 use crate::metrics as m;
@@ -37,8 +42,8 @@ pub enum CallbackUrlError {
     /// Not a URL at all.
     #[error("callback_url is not a valid absolute URL")]
     Invalid,
-    /// A scheme we do not deliver to yet.
-    #[error("callback_url must be http:// (https callbacks are not supported yet)")]
+    /// A scheme we do not deliver to.
+    #[error("callback_url must be http:// or https://")]
     Scheme,
 }
 
@@ -46,7 +51,7 @@ pub enum CallbackUrlError {
 pub fn check_url(url: &str) -> Result<(), CallbackUrlError> {
     let uri: Uri = url.parse().map_err(|_| CallbackUrlError::Invalid)?;
     match (uri.scheme_str(), uri.authority()) {
-        (Some("http"), Some(_)) => Ok(()),
+        (Some("http" | "https"), Some(_)) => Ok(()),
         (Some(_), Some(_)) => Err(CallbackUrlError::Scheme),
         _ => Err(CallbackUrlError::Invalid),
     }
@@ -95,7 +100,10 @@ pub struct Callbacks {
 impl Callbacks {
     /// Starts the delivery task. It ends when every `Callbacks` handle is dropped and the queue
     /// is drained.
-    pub fn start(secret: Option<String>) -> (Callbacks, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        secret: Option<String>,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> (Callbacks, tokio::task::JoinHandle<()>) {
         let (queue, mut deliveries) = mpsc::channel::<Delivery>(QUEUE);
         let secret = secret.map(Arc::<str>::from);
         let task = tokio::spawn(async move {
@@ -107,8 +115,9 @@ impl Callbacks {
                     .await
                     .expect("the semaphore is never closed");
                 let secret = secret.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    deliver_with_retries(&delivery, secret.as_deref()).await;
+                    deliver_with_retries(&delivery, secret.as_deref(), &tls).await;
                     drop(permit);
                 });
             }
@@ -138,10 +147,14 @@ impl Callbacks {
     }
 }
 
-async fn deliver_with_retries(delivery: &Delivery, secret: Option<&str>) {
+async fn deliver_with_retries(
+    delivery: &Delivery,
+    secret: Option<&str>,
+    tls: &Arc<rustls::ClientConfig>,
+) {
     let mut backoff = Duration::from_millis(500);
     for attempt in 1..=ATTEMPTS {
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, deliver(delivery, secret)).await {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, deliver(delivery, secret, tls)).await {
             Ok(Ok(status)) if (200..300).contains(&status) => {
                 metrics::counter!(m::CALLBACKS, "outcome" => "delivered").increment(1);
                 return;
@@ -173,21 +186,69 @@ async fn deliver_with_retries(delivery: &Delivery, secret: Option<&str>) {
     metrics::counter!(m::CALLBACKS, "outcome" => "failed").increment(1);
 }
 
+/// The TLS settings of https callbacks: the Mozilla roots, plus the PEM certificates of
+/// `extra_ca` (an internal CA whose receivers the public roots do not vouch for).
+pub fn tls_client(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca {
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("callback CA {}: {e}", path.display()))?
+        {
+            let cert = cert.map_err(|e| format!("callback CA {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("callback CA {}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!(
+                "callback CA {}: no PEM certificate in it",
+                path.display()
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// One POST; returns the HTTP status.
-async fn deliver(delivery: &Delivery, secret: Option<&str>) -> Result<u16, String> {
+async fn deliver(
+    delivery: &Delivery,
+    secret: Option<&str>,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<u16, String> {
     let uri: Uri = delivery.url.parse().map_err(|e| format!("{e}"))?;
     let authority = uri.authority().ok_or("no host")?.clone();
-    let host = authority.host();
-    let port = authority.port_u16().unwrap_or(80);
+    let https = uri.scheme_str() == Some("https");
+    // `Uri::host` keeps an IPv6 address's brackets; TCP and TLS want it bare.
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let stream = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let mut sender = if https {
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("{host}: {e}"))?;
+        let stream = TlsConnector::from(tls.clone())
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        handshake(stream).await?
+    } else {
+        handshake(stream).await?
+    };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = hyper::Request::post(path)
         .header(hyper::header::HOST, authority.as_str())
@@ -206,6 +267,20 @@ async fn deliver(delivery: &Delivery, secret: Option<&str>) -> Result<u16, Strin
     let status = response.status().as_u16();
     let _ = response.into_body().collect().await;
     Ok(status)
+}
+
+/// An HTTP/1.1 client connection over `io`, its connection task spawned.
+async fn handshake<S>(io: S) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as intake checks it.
@@ -233,14 +308,26 @@ mod tests {
     }
 
     #[test]
-    fn only_absolute_http_urls_are_accepted() {
+    fn only_absolute_http_and_https_urls_are_accepted() {
         assert_eq!(check_url("http://crm.example:8080/hooks/sb?x=1"), Ok(()));
+        assert_eq!(check_url("https://crm.example/hooks"), Ok(()));
         assert_eq!(
-            check_url("https://crm.example/hooks"),
+            check_url("ftp://crm.example/hooks"),
             Err(CallbackUrlError::Scheme)
         );
         assert_eq!(check_url("/relative"), Err(CallbackUrlError::Invalid));
         assert_eq!(check_url("not a url"), Err(CallbackUrlError::Invalid));
+    }
+
+    #[test]
+    fn a_callback_ca_file_must_hold_certificates() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+        assert!(tls_client(None).is_ok());
+        assert!(tls_client(Some(&fixtures.join("ca.pem"))).is_ok());
+        let missing = tls_client(Some(&fixtures.join("no-such.pem"))).expect_err("missing");
+        assert!(missing.contains("no-such.pem"), "{missing}");
+        let keyless = tls_client(Some(&fixtures.join("README.md"))).expect_err("no PEM");
+        assert!(keyless.contains("no PEM certificate"), "{keyless}");
     }
 
     #[test]

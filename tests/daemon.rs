@@ -359,6 +359,43 @@ async fn hook_server() -> (
     SocketAddr,
     tokio::sync::mpsc::UnboundedReceiver<(Vec<u8>, String)>,
 ) {
+    hook_server_with(None).await
+}
+
+/// The same over TLS, with the test CA's certificate for localhost and 127.0.0.1.
+async fn https_hook_server() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(Vec<u8>, String)>,
+) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let certs = CertificateDer::pem_file_iter(fixtures.join("hook.pem"))
+        .expect("hook.pem")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificates");
+    let key = PrivateKeyDer::from_pem_file(fixtures.join("hook-key.pem")).expect("hook-key.pem");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocols")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server certificate");
+    hook_server_with(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+        config,
+    ))))
+    .await
+}
+
+async fn hook_server_with(
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(Vec<u8>, String)>,
+) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -368,6 +405,13 @@ async fn hook_server() -> (
     tokio::spawn(async move {
         let mut first = true;
         while let Ok((stream, _)) = listener.accept().await {
+            let stream: Box<dyn Duplex> = match &tls {
+                None => Box::new(stream),
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => Box::new(stream),
+                    Err(_) => continue, // a client that did not trust us
+                },
+            };
             let mut reader = BufReader::new(stream);
             let mut length = 0;
             let mut signature = String::new();
@@ -406,6 +450,10 @@ async fn hook_server() -> (
     });
     (addr, rx)
 }
+
+/// A byte stream both ways: a TCP or TLS connection.
+trait Duplex: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Duplex for T {}
 
 #[tokio::test]
 async fn lifecycle_events_are_posted_signed_to_the_callback_url_with_retries() {
@@ -482,14 +530,58 @@ async fn lifecycle_events_are_posted_signed_to_the_callback_url_with_retries() {
         "{event}"
     );
 
-    let https =
-        json!({"channel": "sms", "body": "x", "callback_url": "https://crm.example/h"}).to_string();
-    let signature = switchboard::notify::sign("whsec", https.as_bytes());
+    let ftp =
+        json!({"channel": "sms", "body": "x", "callback_url": "ftp://crm.example/h"}).to_string();
+    let signature = switchboard::notify::sign("whsec", ftp.as_bytes());
     let headers = [JSON, ("X-Switchboard-Signature", signature.as_str())];
-    let (status, answer) = http(addr, "POST", "/v1/contacts", &headers, &https).await;
+    let (status, answer) = http(addr, "POST", "/v1/contacts", &headers, &ftp).await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (422, Some("invalid_callback_url"))
+    );
+    d.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn https_callbacks_reach_a_receiver_whose_certificate_the_daemon_trusts() {
+    let dir = TempDir::new("https-callbacks");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let d = daemon(switchboard::daemon::Settings {
+        callback_ca: Some(fixtures.join("ca.pem")),
+        ..settings(&dir)
+    })
+    .await;
+    let addr = d.local_addr();
+    let (hook, mut events) = https_hook_server().await;
+    for host in ["localhost", "127.0.0.1"] {
+        let mut contact = billing_email();
+        contact["callback_url"] = json!(format!("https://{host}:{}/hooks", hook.port()));
+        let (status, answer) = post_contact(addr, contact).await;
+        assert_eq!(status, 202, "{answer}");
+        let (body, _) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the queued event reaches https://{host} (after one retry)"))
+            .expect("hook server running");
+        let event: Value = serde_json::from_slice(&body).expect("a JSON event");
+        assert_eq!(
+            (event["event"].as_str(), event["contact_id"].as_str()),
+            (Some("queued"), answer["id"].as_str())
+        );
+    }
+    d.shutdown().await.expect("clean shutdown");
+
+    // Without the CA the receiver's certificate is refused: nothing is delivered.
+    let dir = TempDir::new("https-untrusted");
+    let d = daemon(settings(&dir)).await;
+    let mut contact = billing_email();
+    contact["callback_url"] = json!(format!("https://localhost:{}/hooks", hook.port()));
+    let (status, _) = post_contact(d.local_addr(), contact).await;
+    assert_eq!(status, 202);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), events.recv())
+            .await
+            .is_err(),
+        "a receiver with an untrusted certificate gets nothing"
     );
     d.shutdown().await.expect("clean shutdown");
 }

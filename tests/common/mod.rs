@@ -214,6 +214,7 @@ pub fn settings(dir: &TempDir) -> switchboard::daemon::Settings {
         data_dir: dir.0.clone(),
         admin_token: Some("admin-secret".into()),
         webhook_secret: None,
+        callback_ca: None,
         agent_grace: std::time::Duration::from_millis(300),
         agent_keepalive: std::time::Duration::from_secs(20),
         fsync: false,
