@@ -1100,3 +1100,71 @@ async fn a_refused_disposition_gets_an_error_frame_and_is_never_stored() {
     assert_eq!(view["disposition"], Value::Null, "{view}");
     d.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn a_deadline_warns_the_agent_and_the_crm_then_misses_are_reported_and_missed_offers_pause() {
+    let dir = TempDir::new("sla-frames");
+    let mut s = settings(&dir);
+    // Billing's policy, shortened: a warning at half a second, the breach at one.
+    let standard = s.config.sla.get_mut("standard").expect("standard policy");
+    standard.first_response = Duration::from_secs(1);
+    standard.warn_at = 0.5;
+    s.config.routing.max_missed_offers = 2;
+    s.config
+        .queues
+        .get_mut("billing")
+        .expect("billing")
+        .offer_timeout = Some(Duration::from_millis(300));
+    let d = daemon(s).await;
+    let addr = d.local_addr();
+    let (hook, mut events) = hook_server().await;
+
+    // Alice connects with the token in the Authorization header, as a desktop client does.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/v1/agent/ws"
+        ))
+        .expect("request");
+    request.headers_mut().insert(
+        "Authorization",
+        "Bearer alice-demo-token".parse().expect("header"),
+    );
+    let (mut alice, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("a bearer token in the header is accepted");
+    expect(&mut alice, "hello").await;
+
+    let mut contact = billing_email();
+    contact["callback_url"] = json!(format!("http://{hook}/hooks"));
+    let (_, answer) = post_contact(addr, contact).await;
+    let id = answer["id"].as_str().expect("id").to_string();
+    expect(&mut alice, "offer").await;
+    say(&mut alice, json!({"type": "accept", "offer_id": id})).await;
+    expect(&mut alice, "assigned").await;
+    let warning = expect(&mut alice, "sla_warning").await;
+    assert_eq!(
+        (warning["contact_id"].as_str(), warning["kind"].as_str()),
+        (Some(id.as_str()), Some("first_response")),
+        "{warning}"
+    );
+
+    let mut seen = std::collections::BTreeSet::new();
+    while !(seen.contains("sla_warning") && seen.contains("sla_breached")) {
+        let (body, _) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the CRM hears of the deadline; so far {seen:?}"))
+            .expect("hook server running");
+        let event: Value = serde_json::from_slice(&body).expect("JSON");
+        seen.insert(event["event"].as_str().unwrap_or_default().to_string());
+    }
+
+    // Two offers left to expire in a row: Alice is paused, and told so.
+    say(&mut alice, json!({"type": "complete", "contact_id": id})).await;
+    say(&mut alice, json!({"type": "ready"})).await;
+    for _ in 0..2 {
+        post_contact(addr, billing_email()).await;
+    }
+    let paused = expect_state(&mut alice, "away").await;
+    assert_eq!(paused["reason"], "missed offers", "{paused}");
+    d.shutdown().await.expect("clean shutdown");
+}
