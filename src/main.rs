@@ -50,12 +50,12 @@ enum Command {
         /// The config file (default: config/switchboard.toml if present, else the built-in one).
         #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// HTTP listen address.
-        #[arg(long, env = "SWITCHBOARD_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-        http_addr: SocketAddr,
-        /// Where the journal (SQLite) lives.
-        #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
+        /// HTTP listen address [default: `server.http_addr`, else 127.0.0.1:8080].
+        #[arg(long, env = "SWITCHBOARD_HTTP_ADDR")]
+        http_addr: Option<SocketAddr>,
+        /// Where the journal (SQLite) lives [default: `server.data_dir`, else ./data].
+        #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
         /// Bearer token for admin calls.
         #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
@@ -602,11 +602,21 @@ fn main() -> ExitCode {
                     smtp_relay: smtp_relay
                         .filter(|r| !r.is_empty())
                         .or_else(|| config.email.relay.clone()),
+                    http_addr: http_addr
+                        .or(config.server.http_addr)
+                        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+                    data_dir: data_dir
+                        .or_else(|| config.server.data_dir.clone())
+                        .unwrap_or_else(|| PathBuf::from("./data")),
+                    admin_token: admin_token
+                        .filter(|t| !t.is_empty())
+                        .or_else(|| config.server.admin_token.clone())
+                        .filter(|t| !t.is_empty()),
+                    webhook_secret: webhook_secret
+                        .filter(|s| !s.is_empty())
+                        .or_else(|| config.server.webhook_secret.clone())
+                        .filter(|s| !s.is_empty()),
                     config,
-                    http_addr,
-                    data_dir,
-                    admin_token: admin_token.filter(|t| !t.is_empty()),
-                    webhook_secret: webhook_secret.filter(|s| !s.is_empty()),
                     callback_ca: callback_ca.filter(|p| !p.as_os_str().is_empty()),
                     agent_grace,
                     agent_keepalive,

@@ -34,12 +34,30 @@ fn serve(dir: &TempDir) -> Serving {
 
 /// The same with more `serve` arguments.
 fn serve_with(dir: &TempDir, args: &[&str]) -> Serving {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let data_dir = dir.0.to_str().expect("utf-8 path");
+    serve_env(
+        args,
+        &[
+            ("SWITCHBOARD_HTTP_ADDR", "127.0.0.1:0"),
+            ("SWITCHBOARD_DATA_DIR", data_dir),
+            ("SWITCHBOARD_ADMIN_TOKEN", "admin-secret"),
+        ],
+    )
+}
+
+/// `serve` with these arguments and environment (plus SMTP on port 0 and info logs), nothing
+/// else of the test's environment that names a Switchboard setting.
+fn serve_env(args: &[&str], envs: &[(&str, &str)]) -> Serving {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SWITCHBOARD_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
         .arg("serve")
         .args(args)
-        .env("SWITCHBOARD_HTTP_ADDR", "127.0.0.1:0")
-        .env("SWITCHBOARD_DATA_DIR", &dir.0)
-        .env("SWITCHBOARD_ADMIN_TOKEN", "admin-secret")
+        .envs(envs.iter().copied())
         .env("SWITCHBOARD_SMTP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -234,5 +252,50 @@ async fn sighup_reloads_the_rules_from_disk() {
         page.as_str()
             .is_some_and(|p| p.contains("switchboard_config_reloads_total{result=\"ok\"} 1")),
         "{page}"
+    );
+}
+
+#[tokio::test]
+async fn the_server_section_of_the_config_file_sets_what_flags_and_environment_do_not() {
+    let data = TempDir::new("server-section-data");
+    let config = TempDir::new("server-section-config");
+    std::fs::create_dir_all(&config.0).expect("config dir");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for file in ["rules.toml", "intents.csv"] {
+        std::fs::copy(shipped.join(file), config.0.join(file)).expect("copy");
+    }
+    let main = config.0.join("switchboard.toml");
+    let text = std::fs::read_to_string(shipped.join("switchboard.toml")).expect("shipped config");
+    std::fs::write(
+        &main,
+        format!(
+            "{text}\n[server]\nhttp_addr = \"127.0.0.1:0\"\ndata_dir = {:?}\nadmin_token = \"file-token\"\n",
+            data.0.to_str().expect("utf-8 path")
+        ),
+    )
+    .expect("write config");
+    let args = ["--config", main.to_str().expect("utf-8 path")];
+    let queues = |addr, token: &'static str| async move {
+        let bearer = format!("Bearer {token}");
+        http(addr, "GET", "/v1/queues", &[("Authorization", &bearer)], "")
+            .await
+            .0
+    };
+
+    let from_file = serve_env(&args, &[]);
+    assert_eq!(queues(from_file.addr, "file-token").await, 200);
+    assert_eq!(queues(from_file.addr, "admin-secret").await, 401);
+    assert!(
+        data.0.join("switchboard.db").exists(),
+        "the journal is where the file says"
+    );
+    drop(from_file);
+
+    let overridden = serve_env(&args, &[("SWITCHBOARD_ADMIN_TOKEN", "env-token")]);
+    assert_eq!(queues(overridden.addr, "env-token").await, 200);
+    assert_eq!(
+        queues(overridden.addr, "file-token").await,
+        401,
+        "the environment wins over the file"
     );
 }

@@ -52,6 +52,23 @@ pub use hours::BusinessHoursConfig;
 /// The daemon's built-in configuration, used when no file is given; also the shipped example.
 const EMBEDDED_DEFAULT: &str = include_str!("../../config/switchboard.toml");
 
+/// `[server]`: what `serve` would otherwise take from flags and the environment, for
+/// deployments that keep everything in one file (a mounted config, a config-management
+/// template). A flag or its environment variable wins over the file.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTP listener (`SWITCHBOARD_HTTP_ADDR`; default 127.0.0.1:8080).
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// Journal directory (`SWITCHBOARD_DATA_DIR`; default `./data`, from the working
+    /// directory).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Bearer token for the admin API (`SWITCHBOARD_ADMIN_TOKEN`).
+    pub admin_token: Option<String>,
+    /// Secret of HMAC-signed intake (`SWITCHBOARD_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<String>,
+}
+
 /// The whole configuration file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +93,10 @@ pub struct Config {
     /// The customer chat channel.
     #[serde(default)]
     pub chat: ChatConfig,
+    /// Where `serve` listens and keeps its data, and its secrets; each key is overridden by its
+    /// flag or environment variable. Read at start: a reload does not move the listener.
+    #[serde(default)]
+    pub server: ServerConfig,
     /// Classification: the rules file, the intent training data, the rules' time zone.
     #[serde(default)]
     pub classify: ClassifyConfig,
