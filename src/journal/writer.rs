@@ -97,8 +97,8 @@ impl Writer {
         // `recv` keeps returning queued requests after the senders are dropped; it fails only
         // once the queue is empty too, so closing loses nothing that was accepted. While the
         // journal is unhealthy, a second without requests is spent trying a write of our own:
-        // intake is refused (and /readyz says not ready) meanwhile, so no request may come to
-        // find out that the disk has room again.
+        // /readyz says not ready meanwhile, so a load balancer stops sending intake and no
+        // request may come to find out that the disk has room again.
         loop {
             let first = if self.healthy.load(Ordering::Relaxed) {
                 match self.requests.recv() {
