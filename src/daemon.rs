@@ -799,7 +799,7 @@ impl RouterTask {
         commands: mpsc::Receiver<Command>,
         callbacks: Callbacks,
     ) -> Self {
-        RouterTask {
+        let mut task = RouterTask {
             callbacks,
             dropped: HashMap::new(),
             holders: HashMap::new(),
@@ -813,17 +813,13 @@ impl RouterTask {
             sessions: HashMap::new(),
             answered_at: HashMap::new(),
             meters: Vec::new(),
-        }
-        .with_meters()
+        };
+        task.register_meters();
+        task
     }
 
     /// Registers the handles of queues that have none yet. Queue ids are stable across
     /// reloads (a removed queue keeps its id while it drains), so existing handles stay valid.
-    fn with_meters(mut self) -> Self {
-        self.register_meters();
-        self
-    }
-
     fn register_meters(&mut self) {
         let plan = self.router.plan();
         for queue in plan.queues.get(self.meters.len()..).unwrap_or_default() {
@@ -1138,7 +1134,7 @@ impl RouterTask {
     fn log_contact(
         &self,
         contact: ContactId,
-        queue: Option<String>,
+        queue: Option<crate::model::QueueId>,
         agent: Option<&AgentId>,
         event: &str,
     ) {
@@ -1147,11 +1143,8 @@ impl RouterTask {
         }
         let record = self.shared.contacts.get(&contact.0).map(|r| r.clone());
         let queue = queue
-            .or_else(|| {
-                self.router
-                    .contact(contact)
-                    .map(|c| self.queue_name(c.queue))
-            })
+            .or_else(|| self.router.contact(contact).map(|c| c.queue))
+            .map(|q| self.queue_name(q))
             .or_else(|| record.as_ref().map(|r| r.queue.clone()))
             .unwrap_or_default();
         let channel = record.map(|r| r.channel.clone()).unwrap_or_default();
@@ -1315,8 +1308,7 @@ impl RouterTask {
                         }
                         RevokeReason::Transferred => ("transferred", m::OfferOutcome::Revoked),
                     };
-                    let name = queue.map(|q| self.queue_name(q));
-                    self.log_contact(contact, name, Some(&agent), "offer withdrawn");
+                    self.log_contact(contact, queue, Some(&agent), "offer withdrawn");
                     if let Some(queue) = queue {
                         self.meters(queue).offer(outcome);
                         self.status(contact, "queued", None);
@@ -1432,7 +1424,6 @@ impl RouterTask {
                     queue,
                     outcome,
                 } => {
-                    let name = self.queue_name(queue);
                     match outcome {
                         Outcome::Completed => {
                             self.holders.remove(&contact);
@@ -1450,7 +1441,7 @@ impl RouterTask {
                         Outcome::Abandoned => "contact abandoned",
                         Outcome::Cancelled => "contact cancelled",
                     };
-                    self.log_contact(contact, Some(name.clone()), None, left);
+                    self.log_contact(contact, Some(queue), None, left);
                     if outcome == Outcome::Abandoned {
                         self.meters(queue).abandoned();
                     }
