@@ -444,7 +444,9 @@ fn bench_arrival(c: &mut Criterion) {
                     center.events[1] += n as u64;
                     for agent in served.into_iter().flatten() {
                         center.decisions[1] += 1;
+                        center.now += 1;
                         center.naive.agents[agent].busy = false;
+                        center.naive.agents[agent].idle_since = center.now;
                     }
                     center.naive.waiting.truncate(waiting);
                     timed

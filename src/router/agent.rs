@@ -36,11 +36,11 @@ pub(crate) struct Agent {
     pub presence: Presence,
     /// Slots used per channel: outstanding offers, assigned contacts and wrap-ups.
     pub load: [u8; 6],
-    /// Last offer or last return to availability; the longest-idle policy picks the oldest.
+    /// When the agent's workload last changed (an offer, a freed slot) or it became available:
+    /// the longest-idle policy picks the oldest, so an agent who just finished a contact goes
+    /// to the back of the line. Never older than any ready entry pushed before it, which keeps
+    /// longest-idle lines sorted by entry.
     pub idle_since: Millis,
-    /// Bumped on every change that affects readiness or selection keys, which makes every
-    /// older entry in the classes' ready heaps stale.
-    pub epoch: u32,
     /// Routing classes whose requirement this agent meets.
     pub classes: Vec<ClassIdx>,
     pub offers: Vec<ContactId>,
@@ -65,7 +65,6 @@ impl Agent {
             presence: Presence::Offline,
             load: [0; 6],
             idle_since: now,
-            epoch: 0,
             classes: Vec::new(),
             offers: Vec::new(),
             assigned: Vec::new(),
@@ -100,14 +99,9 @@ impl Agent {
         self.load[channel.index()] = self.load[channel.index()].saturating_add(1);
     }
 
-    /// Marks the agent as having a freed slot it has not yet used; see `awaiting_fill`.
-    pub fn await_fill(&mut self) {
-        self.awaiting_fill = true;
-        self.epoch = self.epoch.wrapping_add(1);
-    }
-
-    pub fn free_slot(&mut self, channel: Channel) {
+    pub fn free_slot(&mut self, channel: Channel, now: Millis) {
         self.load[channel.index()] = self.load[channel.index()].saturating_sub(1);
+        self.idle_since = now;
     }
 }
 

@@ -41,6 +41,7 @@ mod agent;
 mod contact;
 mod line;
 mod plan;
+mod ready;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -62,6 +63,7 @@ pub use stats::{QueueCounters, QueueSnapshot};
 use agent::{Agent, WrapUp, remove_item};
 use contact::{Contact, LineRef, Refusal, SlaClock, Whereabouts};
 use line::{Line, Place};
+use ready::{ReadyEntry, ReadyLine};
 
 pub(crate) type ClassIdx = u32;
 pub(crate) type AgentIdx = u32;
@@ -377,20 +379,9 @@ struct Class {
     requirement: Requirement,
     line: Line,
     /// Agents ready for this class, best first; stale entries dropped lazily.
-    ready: BinaryHeap<Reverse<ReadyEntry>>,
+    ready: ReadyLine,
     /// Agents whose profile qualifies for the class (bounds the heap's live entries).
     qualified: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct ReadyEntry {
-    /// Selection key: smaller is picked first (see `ready_key`).
-    key: u64,
-    agent: AgentIdx,
-    /// The agent's epoch when pushed. 32 bits keep entries at 16 bytes; a popped entry is also
-    /// checked against the agent's state, so even a wrapped epoch cannot hand a contact to an
-    /// agent that cannot take it.
-    epoch: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -420,6 +411,10 @@ pub struct Router {
     now: Millis,
     contacts: FxHashMap<ContactId, Contact>,
     agents: Vec<Agent>,
+    /// Each agent's epoch, bumped on every change that affects its readiness or its selection
+    /// key: a ready entry with an older epoch is stale. Kept apart from the agents' records so
+    /// that recognising a stale entry reads 4 bytes of a small array, not a cold record.
+    epochs: Vec<u32>,
     agent_index: FxHashMap<AgentId, AgentIdx>,
     classes: Vec<Class>,
     /// Each class's channel and head of line, kept apart from the classes themselves so that an
@@ -427,6 +422,9 @@ pub struct Router {
     class_heads: Vec<(Channel, Option<Place>)>,
     /// Per queue and channel, the class of contacts that bring no skills of their own.
     entry_classes: Vec<[Option<ClassIdx>; 6]>,
+    /// The class of contacts that bring one skill of their own (the common case after
+    /// classification), found without building and hashing a whole requirement.
+    one_skill_classes: FxHashMap<(QueueId, Channel, SkillReq), ClassIdx>,
     class_index: FxHashMap<(QueueId, Channel, Requirement), ClassIdx>,
     /// For each skill, the agents having it: finds qualified agents for a new class without
     /// scanning everyone.
@@ -542,10 +540,12 @@ impl Router {
             now: 0,
             contacts: FxHashMap::default(),
             agents: Vec::new(),
+            epochs: Vec::new(),
             agent_index: FxHashMap::default(),
             classes: Vec::new(),
             class_heads: Vec::new(),
             entry_classes: vec![[None; 6]; queues],
+            one_skill_classes: FxHashMap::default(),
             class_index: FxHashMap::default(),
             skill_agents: vec![Vec::new(); skills],
             skill_classes: vec![Vec::new(); skills],
@@ -593,9 +593,39 @@ impl Router {
             )));
         }
         let (queues, skills) = (plan.queues.len(), plan.skills.len());
+        let reranked: Vec<bool> = (0..self.plan.queues.len())
+            .map(|q| self.plan.queues[q].selection != plan.queues[q].selection)
+            .collect();
         self.plan = plan;
+        // A queue whose selection policy changed ranks its ready agents again under the new
+        // policy (its classes may also need the other kind of container).
+        for class in &mut self.classes {
+            if !reranked[usize::from(class.queue.0)] {
+                continue;
+            }
+            let selection = self.plan.queue(class.queue).selection;
+            let mut entries: Vec<ReadyEntry> = class
+                .ready
+                .entries()
+                .filter(|e| self.epochs[e.agent as usize] == e.epoch)
+                .map(|e| ReadyEntry {
+                    key: ready_key(
+                        selection,
+                        &class.requirement,
+                        &self.agents[e.agent as usize],
+                    ),
+                    ..e
+                })
+                .collect();
+            entries.sort_unstable();
+            class.ready = ReadyLine::new(selection);
+            for entry in entries {
+                class.ready.push(entry);
+            }
+        }
         // Cached entry classes were computed from the old queue requirements.
         self.entry_classes = vec![[None; 6]; queues];
+        self.one_skill_classes.clear();
         self.counters.resize(queues, QueueCounters::default());
         self.skill_agents.resize(skills, Vec::new());
         self.skill_classes.resize(skills, Vec::new());
@@ -857,14 +887,14 @@ impl Router {
             Whereabouts::Offered { agent, .. } => {
                 let ag = &mut self.agents[agent as usize];
                 remove_item(&mut ag.offers, &id);
-                ag.free_slot(channel);
-                ag.await_fill();
+                ag.free_slot(channel, self.now);
                 self.counters[usize::from(queue.0)].offers_revoked += 1;
                 self.actions.push(Action::RevokeOffer {
                     contact: id,
                     agent: ag.profile.id.clone(),
                     reason,
                 });
+                self.await_fill(agent);
                 Some(agent)
             }
             Whereabouts::Assigned { agent } => {
@@ -886,8 +916,8 @@ impl Router {
                     self.schedule(until, Due::WrapUpEnd(agent, id));
                     None
                 } else {
-                    self.agents[agent as usize].free_slot(channel);
-                    self.agents[agent as usize].await_fill();
+                    self.agents[agent as usize].free_slot(channel, self.now);
+                    self.await_fill(agent);
                     Some(agent)
                 }
             }
@@ -964,14 +994,16 @@ impl Router {
         let now = self.now;
         let voice_blocks = self.voice_blocks();
         let channel = self.classes[class as usize].channel;
-        let heap = &mut self.classes[class as usize].ready;
+        let ready = &mut self.classes[class as usize].ready;
         let mut skipped = std::mem::take(&mut self.scratch);
         let found = loop {
-            let Some(Reverse(entry)) = heap.pop() else {
+            let Some(entry) = ready.pop() else {
                 break None;
             };
-            let agent = &self.agents[entry.agent as usize];
-            if agent.epoch != entry.epoch || !agent.can_take(channel, voice_blocks) {
+            // The epoch first: a stale entry is dropped without touching the agent's record.
+            if self.epochs[entry.agent as usize] != entry.epoch
+                || !self.agents[entry.agent as usize].can_take(channel, voice_blocks)
+            {
                 continue;
             }
             if contact.refused_by(entry.agent, now) {
@@ -980,7 +1012,9 @@ impl Router {
             }
             break Some(entry.agent);
         };
-        heap.extend(skipped.drain(..).map(Reverse));
+        for entry in skipped.drain(..) {
+            ready.push(entry);
+        }
         self.scratch = skipped;
         found
     }
@@ -1007,7 +1041,7 @@ impl Router {
         agent.take_slot(c.channel);
         agent.offers.push(id);
         agent.idle_since = self.now;
-        agent.epoch = agent.epoch.wrapping_add(1);
+        self.epochs[a as usize] = self.epochs[a as usize].wrapping_add(1);
         self.counters[usize::from(c.queue.0)].offers += 1;
         self.actions.push(Action::Offer {
             contact: id,
@@ -1078,8 +1112,8 @@ impl Router {
         let channel = c.channel;
         let agent = &mut self.agents[a as usize];
         remove_item(&mut agent.offers, &id);
-        agent.free_slot(channel);
-        agent.await_fill();
+        agent.free_slot(channel, self.now);
+        self.await_fill(a);
         if let Some(at) = until {
             self.schedule(at, Due::RefusalLapse(id));
         }
@@ -1364,6 +1398,7 @@ impl Router {
         let mut agent = Agent::new(profile, self.now);
         agent.known = false;
         self.agents.push(agent);
+        self.epochs.push(0);
         self.agent_index.insert(id.clone(), a);
         a
     }
@@ -1387,7 +1422,7 @@ impl Router {
         }
         agent.profile = profile;
         // Skills or capacity may have shrunk: no old ready entry may be trusted.
-        agent.epoch = agent.epoch.wrapping_add(1);
+        self.epochs[a as usize] = self.epochs[a as usize].wrapping_add(1);
         for &ci in &agent.classes {
             self.classes[ci as usize].qualified -= 1;
         }
@@ -1430,7 +1465,7 @@ impl Router {
         agent.presence = presence.clone();
         // Its ready entries must not be used from here on (an away agent's offers are being
         // returned to the queue right below).
-        agent.epoch = agent.epoch.wrapping_add(1);
+        self.epochs[a as usize] = self.epochs[a as usize].wrapping_add(1);
         match presence {
             Presence::Available => {
                 self.fill(a);
@@ -1444,7 +1479,7 @@ impl Router {
                 self.requeue_assigned(a);
                 let agent = &mut self.agents[a as usize];
                 for w in std::mem::take(&mut agent.wrap_ups) {
-                    agent.free_slot(w.channel);
+                    agent.free_slot(w.channel, self.now);
                     self.actions.push(Action::WrapUpEnded {
                         agent: agent.profile.id.clone(),
                         contact: w.contact,
@@ -1507,7 +1542,7 @@ impl Router {
             None => std::mem::take(&mut agent.wrap_ups),
         };
         for w in ended {
-            agent.free_slot(w.channel);
+            agent.free_slot(w.channel, self.now);
             self.actions.push(Action::WrapUpEnded {
                 agent: name.clone(),
                 contact: w.contact,
@@ -1591,36 +1626,42 @@ impl Router {
         let voice_blocks = self.voice_blocks();
         let Router {
             agents,
+            epochs,
             classes,
             plan,
             ..
         } = self;
-        let agent = &mut agents[a as usize];
-        agent.epoch = agent.epoch.wrapping_add(1);
+        let agent = &agents[a as usize];
+        epochs[a as usize] = epochs[a as usize].wrapping_add(1);
+        let epoch = epochs[a as usize];
         if agent.presence != Presence::Available
             || agent.awaiting_fill
             || !agent.can_take_any(voice_blocks)
         {
             return;
         }
-        let agent = &agents[a as usize];
         for &ci in &agent.classes {
             let class = &mut classes[ci as usize];
             if !agent.can_take(class.channel, voice_blocks) {
                 continue;
             }
             let key = ready_key(plan.queue(class.queue).selection, &class.requirement, agent);
-            class.ready.push(Reverse(ReadyEntry {
+            class.ready.push(ReadyEntry {
                 key,
                 agent: a,
-                epoch: agent.epoch,
-            }));
+                epoch,
+            });
             if class.ready.len() > 2 * class.qualified as usize + 16 {
-                class
-                    .ready
-                    .retain(|Reverse(e)| agents[e.agent as usize].epoch == e.epoch);
+                class.ready.retain(|e| epochs[e.agent as usize] == e.epoch);
             }
         }
+    }
+
+    /// Marks the agent as having a freed slot it has not yet used (see `Agent::awaiting_fill`)
+    /// and makes its ready entries stale.
+    fn await_fill(&mut self, a: AgentIdx) {
+        self.agents[a as usize].awaiting_fill = true;
+        self.epochs[a as usize] = self.epochs[a as usize].wrapping_add(1);
     }
 
     fn qualifies(&self, a: AgentIdx, class: ClassIdx) -> bool {
@@ -1633,17 +1674,29 @@ impl Router {
     }
 
     /// The class a contact enters a queue in: the queue's requirement plus its own skills.
-    /// Most contacts bring no skills of their own; their class comes from a per-queue cache
+    /// Most contacts bring no skill of their own, or one; their class comes from a cache
     /// without building and hashing a requirement.
     fn entry_class(&mut self, queue: QueueId, channel: Channel, own: &[SkillReq]) -> ClassIdx {
-        if own.is_empty()
-            && let Some(ci) = self.entry_classes[usize::from(queue.0)][channel.index()]
-        {
-            return ci;
+        match own {
+            [] => {
+                if let Some(ci) = self.entry_classes[usize::from(queue.0)][channel.index()] {
+                    return ci;
+                }
+            }
+            [skill] => {
+                if let Some(&ci) = self.one_skill_classes.get(&(queue, channel, *skill)) {
+                    return ci;
+                }
+            }
+            _ => {}
         }
         let ci = self.class_for(queue, channel, requirement_for(self.plan.queue(queue), own));
-        if own.is_empty() {
-            self.entry_classes[usize::from(queue.0)][channel.index()] = Some(ci);
+        match own {
+            [] => self.entry_classes[usize::from(queue.0)][channel.index()] = Some(ci),
+            [skill] => {
+                self.one_skill_classes.insert((queue, channel, *skill), ci);
+            }
+            _ => {}
         }
         ci
     }
@@ -1673,7 +1726,7 @@ impl Router {
             channel,
             requirement: key.2.clone(),
             line: Line::default(),
-            ready: BinaryHeap::new(),
+            ready: ReadyLine::new(self.plan.queue(queue).selection),
             qualified: 0,
         });
         match key.2.skills().first() {
@@ -1689,6 +1742,7 @@ impl Router {
         // their entries elsewhere stay valid.
         let voice_blocks = self.voice_blocks();
         let selection = self.plan.queue(queue).selection;
+        let mut ready = std::mem::take(&mut self.scratch);
         for a in candidates {
             if !self.qualifies(a, ci) {
                 continue;
@@ -1699,14 +1753,20 @@ impl Router {
             class.qualified += 1;
             if !agent.awaiting_fill && agent.can_take(channel, voice_blocks) {
                 let key = ready_key(selection, &class.requirement, agent);
-                let entry = ReadyEntry {
+                ready.push(ReadyEntry {
                     key,
                     agent: a,
-                    epoch: agent.epoch,
-                };
-                class.ready.push(Reverse(entry));
+                    epoch: self.epochs[a as usize],
+                });
             }
         }
+        // Entered best first, so a sorted line takes each at its back.
+        ready.sort_unstable();
+        let class = &mut self.classes[ci as usize];
+        for entry in ready.drain(..) {
+            class.ready.push(entry);
+        }
+        self.scratch = ready;
         ci
     }
 
@@ -1795,7 +1855,7 @@ impl Router {
                 let this = |w: &WrapUp| w.contact == id && w.until == t.at;
                 if let Some(i) = agent.wrap_ups.iter().position(this) {
                     let w = agent.wrap_ups.swap_remove(i);
-                    agent.free_slot(w.channel);
+                    agent.free_slot(w.channel, self.now);
                     self.actions.push(Action::WrapUpEnded {
                         agent: agent.profile.id.clone(),
                         contact: id,
@@ -2037,8 +2097,8 @@ impl Router {
             if let Some(t) = class.line.iter().map(|p| p.arrived_at).min() {
                 oldest = Some(oldest.map_or(t, |o| o.min(t)));
             }
-            for Reverse(e) in class.ready.iter() {
-                if self.agents[e.agent as usize].epoch == e.epoch {
+            for e in class.ready.entries() {
+                if self.epochs[e.agent as usize] == e.epoch {
                     ready.push(e.agent);
                 }
             }

@@ -7,8 +7,9 @@ use crate::model::{Millis, QueueId, SkillId, SkillReq, SlaPolicyId};
 /// How a queue picks among several idle agents that qualify for a contact.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Selection {
-    /// The agent who has waited longest since its last offer or since becoming available:
-    /// spreads work evenly, the ACD default.
+    /// The agent who has waited longest since its workload last changed (its last offer, or a
+    /// contact ending) or since becoming available: spreads work evenly, the ACD default (like
+    /// app_queue's `leastrecent` or a longest-available-agent rule).
     #[default]
     LongestIdle,
     /// The agent with the highest summed proficiency on the contact's required skills; ties go

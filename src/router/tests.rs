@@ -277,6 +277,34 @@ fn the_longest_idle_agent_gets_the_next_contact() {
 }
 
 #[test]
+fn longest_idle_counts_from_the_end_of_the_last_contact_not_from_its_offer() {
+    let mut desk = Desk::new(plan());
+    desk.login("alice", &[(ENGLISH, 5)], VOICE_ONLY);
+    desk.now = 10;
+    desk.login("bob", &[(ENGLISH, 5)], VOICE_ONLY);
+    desk.now = 20;
+    desk.contact(1, SUPPORT, Channel::Voice);
+    desk.accept(1, "alice");
+    desk.now = 30;
+    desk.contact(2, SUPPORT, Channel::Voice);
+    desk.accept(2, "bob");
+    // Bob, offered last, hangs up first: he has been idle longer when the next call comes.
+    desk.now = 50;
+    desk.complete(2);
+    desk.now = 100;
+    desk.complete(1);
+    desk.now = 200;
+    assert_eq!(
+        offers(&desk.contact(3, SUPPORT, Channel::Voice)),
+        offer(3, "bob")
+    );
+    assert_eq!(
+        offers(&desk.contact(4, SUPPORT, Channel::Voice)),
+        offer(4, "alice")
+    );
+}
+
+#[test]
 fn most_skilled_selection_prefers_the_higher_level() {
     let mut p = plan();
     p.queues[1].selection = Selection::MostSkilled;
