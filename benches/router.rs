@@ -351,6 +351,18 @@ fn agent_name(i: usize) -> AgentId {
 
 // ----- scenario (a): a contact arrives while agents are idle --------------------------------
 
+/// The timed part of an arrival round, apart so that a profiler can count it alone
+/// (`valgrind --tool=callgrind --toggle-collect='*timed_arrivals*'`).
+#[inline(never)]
+fn timed_arrivals(router: &mut Router, now: &mut Millis, batch: Vec<NewContact>) {
+    for contact in batch {
+        *now += 1;
+        router
+            .handle(*now, Event::ContactQueued(contact))
+            .expect("valid");
+    }
+}
+
 /// Half the agents serve queues 0-24 and sit idle; the other half serve queues 25-49 and are
 /// away, with `waiting` contacts backed up in those queues.
 fn arrival_center(agents: usize, waiting: usize) -> (Center, Vec<usize>) {
@@ -403,13 +415,7 @@ fn bench_arrival(c: &mut Criterion) {
                 in_batches(iters, |n| {
                     let batch: Vec<NewContact> = (0..n).map(|_| arriving(&mut center)).collect();
                     let start = Instant::now();
-                    for contact in batch {
-                        center.now += 1;
-                        center
-                            .router
-                            .handle(center.now, Event::ContactQueued(contact))
-                            .expect("valid");
-                    }
+                    timed_arrivals(&mut center.router, &mut center.now, batch);
                     let timed = start.elapsed();
                     // Untimed: answer and finish the offered contacts, freeing the agents (a
                     // freed agent may be offered a rare arrival that found every qualified
@@ -459,6 +465,19 @@ fn bench_arrival(c: &mut Criterion) {
 }
 
 // ----- scenario (b): an agent frees up with a deep queue ------------------------------------
+
+/// The timed part of an agent-free round: each agent says ready (see `timed_arrivals`).
+#[inline(never)]
+fn timed_ready(router: &mut Router, now: &mut Millis, agents: Vec<AgentId>) {
+    for agent in agents {
+        *now += 1;
+        let ready = Event::WrapUpDone {
+            agent,
+            contact: None,
+        };
+        router.handle(*now, ready).expect("in wrap-up");
+    }
+}
 
 /// Every agent busy on a call, `waiting` contacts queued behind them, each servable by some
 /// agent. Returns the center and the (contact, agent index) pairs assigned.
@@ -527,15 +546,10 @@ fn bench_agent_free(c: &mut Criterion) {
                     }
                     center.router.drain_actions().for_each(drop);
                     // Timed: each agent says ready, and the router picks its next contact.
+                    let ready: Vec<AgentId> =
+                        finishing.iter().map(|&(_, i)| agent_name(i)).collect();
                     let start = Instant::now();
-                    for &(_, i) in &finishing {
-                        center.now += 1;
-                        let ready = Event::WrapUpDone {
-                            agent: agent_name(i),
-                            contact: None,
-                        };
-                        center.router.handle(center.now, ready).expect("in wrap-up");
-                    }
+                    timed_ready(&mut center.router, &mut center.now, ready);
                     let timed = start.elapsed();
                     // Untimed: each freed agent's work is replaced by a new contact it could
                     // serve, so the backlog keeps its depth, and the offers are accepted.

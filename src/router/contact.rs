@@ -2,6 +2,7 @@
 
 use crate::model::{Channel, ContactId, Millis, Priority, QueueId, SkillReq};
 
+use super::contacts::Slot;
 use super::line::Place;
 use super::plan::{BreachActions, SlaPolicy};
 use super::{AgentIdx, ClassIdx};
@@ -83,6 +84,8 @@ pub(crate) struct Refusal {
 #[derive(Debug)]
 pub(crate) struct Contact {
     pub id: ContactId,
+    /// Where the store keeps it (set by the store on entry).
+    pub slot: Slot,
     pub channel: Channel,
     pub queue: QueueId,
     /// The routing class it is routed in now (queue, channel, current requirement).
@@ -133,6 +136,7 @@ impl Contact {
             urgency: std::cmp::Reverse(self.priority),
             arrived_at: self.arrived_at,
             contact: self.id,
+            slot: self.slot,
             has_exclusions: !self.excluded.is_empty(),
             announce: self.announce_position,
         }

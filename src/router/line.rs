@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 
 use crate::model::{ContactId, Millis, Priority};
 
+use super::contacts::Slot;
+
 /// A contact's place in a line. The derived order is the service order: higher priority first,
 /// then earlier arrival, then lower id so that ties are broken the same way on every run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,6 +15,9 @@ pub(crate) struct Place {
     pub urgency: Reverse<Priority>,
     pub arrived_at: Millis,
     pub contact: ContactId,
+    /// The contact's slot in the store, so that whoever takes it from the line reaches its
+    /// record without a lookup. Never decides the order (`contact` is unique).
+    pub slot: Slot,
     /// Set when some agent has rejected or missed this contact. Lets an agent walking the head
     /// of a line skip the contact lookup in the common case. Never affects the order, because
     /// `contact` is unique.
@@ -122,6 +127,7 @@ mod tests {
             urgency: Reverse(Priority(priority)),
             arrived_at,
             contact: ContactId(id),
+            slot: 0,
             has_exclusions: false,
             announce: false,
         }

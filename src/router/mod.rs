@@ -39,6 +39,7 @@
 
 mod agent;
 mod contact;
+mod contacts;
 mod line;
 mod plan;
 mod ready;
@@ -62,6 +63,7 @@ pub use stats::{QueueCounters, QueueSnapshot};
 
 use agent::{Agent, WrapUp, remove_item};
 use contact::{Contact, LineRef, Refusal, SlaClock, Whereabouts};
+use contacts::{Contacts, Slot};
 use line::{Line, Place};
 use ready::{ReadyEntry, ReadyLine};
 
@@ -386,14 +388,14 @@ struct Class {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
-    OfferExpiry(ContactId),
-    Escalation(ContactId),
+    OfferExpiry(ContactId, Slot),
+    Escalation(ContactId, Slot),
     /// The contact's next SLA warning or breach (one timer per contact at a time, so contacts
     /// that finish early leave little behind in the timer heap).
-    Sla(ContactId),
-    PreferredTimeout(ContactId),
+    Sla(ContactId, Slot),
+    PreferredTimeout(ContactId, Slot),
     /// A missed-offer exclusion of the contact ends.
-    RefusalLapse(ContactId),
+    RefusalLapse(ContactId, Slot),
     WrapUpEnd(AgentIdx, ContactId),
     PositionTick,
 }
@@ -409,7 +411,7 @@ struct Timer {
 pub struct Router {
     plan: RoutingPlan,
     now: Millis,
-    contacts: FxHashMap<ContactId, Contact>,
+    contacts: Contacts,
     agents: Vec<Agent>,
     /// Each agent's epoch, bumped on every change that affects its readiness or its selection
     /// key: a ready entry with an older epoch is stale. Kept apart from the agents' records so
@@ -538,7 +540,7 @@ impl Router {
         Router {
             plan,
             now: 0,
-            contacts: FxHashMap::default(),
+            contacts: Contacts::default(),
             agents: Vec::new(),
             epochs: Vec::new(),
             agent_index: FxHashMap::default(),
@@ -631,11 +633,11 @@ impl Router {
         self.skill_classes.resize(skills, Vec::new());
         let waiting: Vec<ContactId> = self
             .contacts
-            .iter()
-            .filter(|(_, c)| {
+            .values()
+            .filter(|c| {
                 c.next_step_at.is_some() || matches!(c.whereabouts, Whereabouts::Waiting { .. })
             })
-            .map(|(&id, _)| id)
+            .map(|c| c.id)
             .collect();
         for id in waiting {
             self.contacts.get_mut(&id).expect("listed").next_step_at = None;
@@ -739,6 +741,7 @@ impl Router {
         let id = nc.id;
         let contact = Contact {
             id,
+            slot: 0,
             channel: nc.channel,
             queue: nc.queue,
             class,
@@ -759,10 +762,12 @@ impl Router {
             answered: false,
             last_announced: None,
         };
+        let Ok(slot) = self.contacts.insert_new(contact) else {
+            unreachable!("checked above that the id is new");
+        };
         if let Some((_, until)) = preferred {
-            self.schedule(until, Due::PreferredTimeout(id));
+            self.schedule(until, Due::PreferredTimeout(id, slot));
         }
-        self.contacts.insert(id, contact);
         self.schedule_next_step(id);
         self.counters[usize::from(nc.queue.0)].arrived += 1;
         self.place(id);
@@ -850,7 +855,8 @@ impl Router {
                 c.preferred = Some((a, until));
                 // An explicit transfer overrides an earlier refusal.
                 c.excluded.retain(|r| r.agent != a);
-                self.schedule(until, Due::PreferredTimeout(id));
+                let slot = c.slot;
+                self.schedule(until, Due::PreferredTimeout(id, slot));
             }
         }
         self.actions.push(Action::Transferred {
@@ -926,11 +932,15 @@ impl Router {
 
     /// Puts a detached contact where it belongs: offered to a ready agent, or waiting in line.
     fn place(&mut self, id: ContactId) {
-        if let Some(forced) = self.contacts[&id].step_pending {
-            self.contacts.get_mut(&id).expect("present").step_pending = None;
+        let slot = self
+            .contacts
+            .slot(&id)
+            .expect("placing a contact in the router");
+        if let Some(forced) = self.contacts.at(slot).step_pending {
+            self.contacts.at_mut(slot).step_pending = None;
             self.apply_steps(id, forced);
         }
-        let c = &self.contacts[&id];
+        let c = self.contacts.at(slot);
         debug_assert_eq!(c.whereabouts, Whereabouts::Detached);
         let (class, channel) = (c.class, c.channel);
         if let Some((a, until)) = c.preferred {
@@ -941,7 +951,7 @@ impl Router {
                         && !agent.awaiting_fill
                         && agent.can_take(channel, self.voice_blocks())
                     {
-                        self.offer(id, a);
+                        self.offer(slot, a);
                         self.refresh_ready(a);
                         return;
                     }
@@ -951,10 +961,10 @@ impl Router {
                     }
                 }
             }
-            self.contacts.get_mut(&id).expect("present").preferred = None;
+            self.contacts.at_mut(slot).preferred = None;
         }
-        if let Some(a) = self.pop_ready_agent(class, id) {
-            self.offer(id, a);
+        if let Some(a) = self.pop_ready_agent(class, slot) {
+            self.offer(slot, a);
             self.refresh_ready(a);
         } else {
             self.wait_in(id, LineRef::Class(class));
@@ -989,8 +999,8 @@ impl Router {
 
     /// Pops the best ready agent of a class that has not refused the contact. Valid entries
     /// skipped because of a refusal go back on the heap.
-    fn pop_ready_agent(&mut self, class: ClassIdx, id: ContactId) -> Option<AgentIdx> {
-        let contact = &self.contacts[&id];
+    fn pop_ready_agent(&mut self, class: ClassIdx, slot: Slot) -> Option<AgentIdx> {
+        let contact = self.contacts.at(slot);
         let now = self.now;
         let voice_blocks = self.voice_blocks();
         let channel = self.classes[class as usize].channel;
@@ -1019,8 +1029,9 @@ impl Router {
         found
     }
 
-    fn offer(&mut self, id: ContactId, a: AgentIdx) {
-        let c = self.contacts.get_mut(&id).expect("present");
+    fn offer(&mut self, slot: Slot, a: AgentIdx) {
+        let c = self.contacts.at_mut(slot);
+        let id = c.id;
         let q = self.plan.queue(c.queue);
         let expires_at = self.now + q.offer_timeout;
         c.whereabouts = Whereabouts::Offered {
@@ -1051,7 +1062,7 @@ impl Router {
             priority: c.priority,
             expires_at,
         });
-        self.schedule(expires_at, Due::OfferExpiry(id));
+        self.schedule(expires_at, Due::OfferExpiry(id, slot));
     }
 
     fn offer_accepted(&mut self, id: ContactId, name: AgentId) -> Result<(), RouterError> {
@@ -1109,13 +1120,13 @@ impl Router {
         c.whereabouts = Whereabouts::Detached;
         c.excluded.retain(|r| r.agent != a);
         c.excluded.push(Refusal { agent: a, until });
-        let channel = c.channel;
+        let (channel, slot) = (c.channel, c.slot);
         let agent = &mut self.agents[a as usize];
         remove_item(&mut agent.offers, &id);
         agent.free_slot(channel, self.now);
         self.await_fill(a);
         if let Some(at) = until {
-            self.schedule(at, Due::RefusalLapse(id));
+            self.schedule(at, Due::RefusalLapse(id, slot));
         }
     }
 
@@ -1162,8 +1173,9 @@ impl Router {
         let steps = &self.plan.queue(c.queue).escalation;
         if let Some(step) = steps.get(c.next_step) {
             let at = c.queue_entered_at + step.after;
-            self.contacts.get_mut(&id).expect("present").next_step_at = Some(at);
-            self.schedule(at, Due::Escalation(id));
+            let slot = c.slot;
+            self.contacts.at_mut(slot).next_step_at = Some(at);
+            self.schedule(at, Due::Escalation(id, slot));
         }
     }
 
@@ -1268,7 +1280,8 @@ impl Router {
             };
             if at > self.now {
                 c.sla.next_at = Some(at);
-                self.schedule(at, Due::Sla(id));
+                let slot = c.slot;
+                self.schedule(at, Due::Sla(id, slot));
                 return;
             }
             if breach {
@@ -1516,7 +1529,8 @@ impl Router {
             let c = self.contacts.get_mut(&id).expect("assigned contacts exist");
             let until = self.now + self.plan.queue(c.queue).preferred_agent_timeout;
             c.preferred = Some((a, until));
-            self.schedule(until, Due::PreferredTimeout(id));
+            let slot = c.slot;
+            self.schedule(until, Due::PreferredTimeout(id, slot));
             self.actions.push(Action::Requeued {
                 contact: id,
                 agent: self.agents[a as usize].profile.id.clone(),
@@ -1567,11 +1581,8 @@ impl Router {
             let l = self.line_mut(line);
             l.record_departure(now);
             self.mark_dirty(line);
-            self.contacts
-                .get_mut(&place.contact)
-                .expect("waiting contacts exist")
-                .whereabouts = Whereabouts::Detached;
-            self.offer(place.contact, a);
+            self.contacts.at_mut(place.slot).whereabouts = Whereabouts::Detached;
+            self.offer(place.slot, a);
         }
         self.refresh_ready(a);
     }
@@ -1588,7 +1599,7 @@ impl Router {
             if best.is_some_and(|(b, _)| b < head) || !agent.can_take(channel, voice_blocks) {
                 continue;
             }
-            if !head.has_exclusions || !self.contacts[&head.contact].refused_by(a, self.now) {
+            if !head.has_exclusions || !self.contacts.at(head.slot).refused_by(a, self.now) {
                 best = Some((head, LineRef::Class(ci)));
                 continue;
             }
@@ -1597,7 +1608,7 @@ impl Router {
                 if best.is_some_and(|(b, _)| b < *place) {
                     break;
                 }
-                if place.has_exclusions && self.contacts[&place.contact].refused_by(a, self.now) {
+                if place.has_exclusions && self.contacts.at(place.slot).refused_by(a, self.now) {
                     continue;
                 }
                 best = Some((*place, LineRef::Class(ci)));
@@ -1791,38 +1802,52 @@ impl Router {
             self.fire(timer);
         }
         self.now = now;
-        // Stale timers (for contacts gone, offers answered) are dropped in bulk once they
-        // outnumber the live ones: amortised O(1) per timer, never on every event.
+        // Timers of departed contacts (and other stale ones) are dropped in bulk once they
+        // outnumber the rest: amortised O(1) per timer, never on every event. The sweep keeps
+        // every timer of a contact still in the router without reading its record (a stale
+        // one among them is recognised when it fires), so it reads small arrays, not records.
         if self.timers.len() > self.timer_compact_at {
-            let live: Vec<Reverse<Timer>> = self
-                .timers
-                .iter()
-                .filter(|Reverse(t)| self.timer_is_live(t))
-                .copied()
-                .collect();
-            self.timer_compact_at = 2 * live.len() + 1024;
-            self.timers = BinaryHeap::from(live);
+            let Router {
+                timers,
+                contacts,
+                agents,
+                position_tick_at,
+                ..
+            } = self;
+            timers.retain(|Reverse(t)| match t.due {
+                Due::OfferExpiry(id, slot)
+                | Due::Escalation(id, slot)
+                | Due::Sla(id, slot)
+                | Due::PreferredTimeout(id, slot)
+                | Due::RefusalLapse(id, slot) => contacts.holds(slot, id),
+                Due::WrapUpEnd(a, id) => agents[a as usize]
+                    .wrap_ups
+                    .iter()
+                    .any(|w| w.contact == id && w.until == t.at),
+                Due::PositionTick => *position_tick_at == Some(t.at),
+            });
+            self.timer_compact_at = 2 * self.timers.len() + 1024;
         }
     }
 
     fn timer_is_live(&self, t: &Timer) -> bool {
-        let contact = |id: &ContactId| self.contacts.get(id);
+        let contact = |id: ContactId, slot: Slot| self.contacts.at_if(slot, id);
         match t.due {
-            Due::OfferExpiry(id) => contact(&id).is_some_and(|c| {
+            Due::OfferExpiry(id, slot) => contact(id, slot).is_some_and(|c| {
                 matches!(c.whereabouts, Whereabouts::Offered { expires_at, .. } if expires_at == t.at)
             }),
-            Due::Escalation(id) => contact(&id).is_some_and(|c| c.next_step_at == Some(t.at)),
-            Due::Sla(id) => contact(&id).is_some_and(|c| c.sla.next_at == Some(t.at)),
-            Due::PreferredTimeout(id) => {
-                contact(&id).is_some_and(|c| c.preferred.is_some_and(|(_, until)| until == t.at))
+            Due::Escalation(id, slot) => {
+                contact(id, slot).is_some_and(|c| c.next_step_at == Some(t.at))
             }
+            Due::Sla(id, slot) => contact(id, slot).is_some_and(|c| c.sla.next_at == Some(t.at)),
+            Due::PreferredTimeout(id, slot) => contact(id, slot)
+                .is_some_and(|c| c.preferred.is_some_and(|(_, until)| until == t.at)),
             Due::WrapUpEnd(a, id) => self.agents[a as usize]
                 .wrap_ups
                 .iter()
                 .any(|w| w.contact == id && w.until == t.at),
-            Due::RefusalLapse(id) => {
-                contact(&id).is_some_and(|c| c.excluded.iter().any(|r| r.until == Some(t.at)))
-            }
+            Due::RefusalLapse(id, slot) => contact(id, slot)
+                .is_some_and(|c| c.excluded.iter().any(|r| r.until == Some(t.at))),
             Due::PositionTick => self.position_tick_at == Some(t.at),
         }
     }
@@ -1832,14 +1857,14 @@ impl Router {
             return;
         }
         match t.due {
-            Due::OfferExpiry(id) => self.offer_expired(id),
-            Due::Escalation(id) => {
-                self.contacts.get_mut(&id).expect("live").next_step_at = None;
+            Due::OfferExpiry(id, _) => self.offer_expired(id),
+            Due::Escalation(id, slot) => {
+                self.contacts.at_mut(slot).next_step_at = None;
                 self.escalate(id, false);
             }
-            Due::Sla(id) => self.schedule_sla(id),
-            Due::PreferredTimeout(id) => {
-                let c = self.contacts.get_mut(&id).expect("live");
+            Due::Sla(id, _) => self.schedule_sla(id),
+            Due::PreferredTimeout(id, slot) => {
+                let c = self.contacts.at_mut(slot);
                 c.preferred = None;
                 if let Whereabouts::Waiting {
                     line: LineRef::Preferred(_),
@@ -1863,9 +1888,9 @@ impl Router {
                     self.fill(a);
                 }
             }
-            Due::RefusalLapse(id) => {
+            Due::RefusalLapse(id, slot) => {
                 let now = self.now;
-                let c = self.contacts.get_mut(&id).expect("live");
+                let c = self.contacts.at_mut(slot);
                 c.excluded
                     .retain(|r| r.until.is_none_or(|until| until > now));
                 // A waiting contact may now go to the agent whose exclusion ended.

@@ -1226,6 +1226,24 @@ fn stale_timers_are_swept_in_bulk_not_on_every_event() {
 }
 
 #[test]
+fn timers_of_departed_contacts_do_not_pile_up() {
+    let mut desk = Desk::new(plan());
+    desk.login("alice", &[(ENGLISH, 5)], VOICE_ONLY);
+    // Each call leaves its offer timer and SLA timer behind, due in minutes.
+    for id in 0..10_000 {
+        desk.now = id;
+        desk.contact(id, SUPPORT, Channel::Voice);
+        desk.accept(id, "alice");
+        desk.complete(id);
+    }
+    assert!(
+        desk.router.timers.len() <= 2 * 1024 + 2,
+        "{} timers kept for no contact",
+        desk.router.timers.len()
+    );
+}
+
+#[test]
 fn a_lone_agent_who_missed_an_offer_gets_it_again_one_offer_timeout_later() {
     let mut desk = Desk::new(plan());
     desk.login("alice", &[(ENGLISH, 5)], VOICE_ONLY);

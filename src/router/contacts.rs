@@ -1,0 +1,146 @@
+//! Where the router keeps its contacts: records in fixed-size chunks, reached through a small
+//! id index or directly by slot.
+//!
+//! Why not a hash map of records: a record is a few hundred bytes, and a map of them puts every
+//! arrival's record in a random, cold bucket (five cache lines written) and doubles the whole
+//! table when it grows. Here a new contact takes the slot the last departed contact left (still
+//! in cache in a busy center), the index holds 16-byte entries, growth adds one chunk, and
+//! lines and timers that hold a slot reach the record without hashing at all.
+
+use std::ops::Index;
+
+use rustc_hash::FxHashMap;
+
+use crate::model::ContactId;
+
+use super::contact::Contact;
+
+/// A contact's place in the store: valid while the contact is in the router; reused after.
+pub(crate) type Slot = u32;
+
+const VACANT: ContactId = ContactId(u64::MAX);
+
+/// Records per chunk: chunks never move, and at most one is partly empty.
+const CHUNK: usize = 1024;
+
+#[derive(Debug, Default)]
+pub(crate) struct Contacts {
+    index: FxHashMap<ContactId, Slot>,
+    chunks: Vec<Box<[Option<Contact>]>>,
+    /// The id held in each slot, `VACANT` when none: tells a timer of a departed contact
+    /// from a live one by reading 8 bytes of a small array instead of a cold record.
+    ids: Vec<ContactId>,
+    /// Vacated slots, the most recently vacated last (taken first: its memory is warm).
+    free: Vec<Slot>,
+    /// Slots handed out so far (vacated ones included).
+    used: usize,
+}
+
+impl Contacts {
+    /// Stores a new contact and returns its slot, or gives the record back when the id is
+    /// already stored.
+    pub fn insert_new(&mut self, mut contact: Contact) -> Result<Slot, Contact> {
+        let slot = match self.free.last() {
+            Some(&slot) => slot,
+            None => self.used as Slot,
+        };
+        match self.index.entry(contact.id) {
+            std::collections::hash_map::Entry::Occupied(_) => return Err(contact),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(slot);
+            }
+        }
+        if self.free.pop().is_none() {
+            if self.used == self.chunks.len() * CHUNK {
+                self.chunks
+                    .push(std::iter::repeat_with(|| None).take(CHUNK).collect());
+            }
+            self.used += 1;
+            self.ids.push(VACANT);
+        }
+        self.ids[slot as usize] = contact.id;
+        contact.slot = slot;
+        *self.entry(slot) = Some(contact);
+        Ok(slot)
+    }
+
+    /// Removes a contact; its slot is free for the next arrival.
+    pub fn remove(&mut self, id: &ContactId) -> Option<Contact> {
+        let slot = self.index.remove(id)?;
+        self.free.push(slot);
+        self.ids[slot as usize] = VACANT;
+        self.entry(slot).take()
+    }
+
+    pub fn contains_key(&self, id: &ContactId) -> bool {
+        self.index.contains_key(id)
+    }
+
+    pub fn slot(&self, id: &ContactId) -> Option<Slot> {
+        self.index.get(id).copied()
+    }
+
+    pub fn get(&self, id: &ContactId) -> Option<&Contact> {
+        self.slot(id).map(|slot| self.at(slot))
+    }
+
+    pub fn get_mut(&mut self, id: &ContactId) -> Option<&mut Contact> {
+        let slot = self.slot(id)?;
+        Some(self.at_mut(slot))
+    }
+
+    /// The contact in a slot. Panics on a vacant slot: a slot held past its contact's
+    /// departure is a bug.
+    pub fn at(&self, slot: Slot) -> &Contact {
+        let slot = slot as usize;
+        self.chunks[slot / CHUNK][slot % CHUNK]
+            .as_ref()
+            .expect("slot of a contact in the router")
+    }
+
+    pub fn at_mut(&mut self, slot: Slot) -> &mut Contact {
+        self.entry(slot)
+            .as_mut()
+            .expect("slot of a contact in the router")
+    }
+
+    /// The contact in a slot, if the slot still holds this contact (a timer's check).
+    pub fn at_if(&self, slot: Slot, id: ContactId) -> Option<&Contact> {
+        let slot = slot as usize;
+        self.chunks
+            .get(slot / CHUNK)
+            .and_then(|chunk| chunk[slot % CHUNK].as_ref())
+            .filter(|c| c.id == id)
+    }
+
+    /// True when the slot still holds this contact. May say yes for a departed contact whose
+    /// id is `u64::MAX`; callers use it to keep a timer, never to act on one.
+    pub fn holds(&self, slot: Slot, id: ContactId) -> bool {
+        self.ids.get(slot as usize) == Some(&id)
+    }
+
+    fn entry(&mut self, slot: Slot) -> &mut Option<Contact> {
+        let slot = slot as usize;
+        &mut self.chunks[slot / CHUNK][slot % CHUNK]
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &ContactId> + '_ {
+        self.index.keys()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Contact> + '_ {
+        self.chunks.iter().flat_map(|chunk| chunk.iter().flatten())
+    }
+}
+
+impl Index<&ContactId> for Contacts {
+    type Output = Contact;
+
+    fn index(&self, id: &ContactId) -> &Contact {
+        self.get(id).expect("contact in the router")
+    }
+}
