@@ -37,15 +37,15 @@ pub(crate) struct Contacts {
 }
 
 impl Contacts {
-    /// Stores a new contact and returns its slot, or gives the record back when the id is
+    /// Stores a new contact and returns its slot; `None` (and nothing stored) when the id is
     /// already stored.
-    pub fn insert_new(&mut self, mut contact: Contact) -> Result<Slot, Contact> {
+    pub fn insert_new(&mut self, mut contact: Contact) -> Option<Slot> {
         let slot = match self.free.last() {
             Some(&slot) => slot,
             None => self.used as Slot,
         };
         match self.index.entry(contact.id) {
-            std::collections::hash_map::Entry::Occupied(_) => return Err(contact),
+            std::collections::hash_map::Entry::Occupied(_) => return None,
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(slot);
             }
@@ -61,7 +61,7 @@ impl Contacts {
         self.ids[slot as usize] = contact.id;
         contact.slot = slot;
         *self.entry(slot) = Some(contact);
-        Ok(slot)
+        Some(slot)
     }
 
     /// Removes a contact; its slot is free for the next arrival.

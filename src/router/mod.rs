@@ -762,7 +762,7 @@ impl Router {
             answered: false,
             last_announced: None,
         };
-        let Ok(slot) = self.contacts.insert_new(contact) else {
+        let Some(slot) = self.contacts.insert_new(contact) else {
             unreachable!("checked above that the id is new");
         };
         if let Some((_, until)) = preferred {
