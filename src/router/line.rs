@@ -134,6 +134,11 @@ mod tests {
     }
 
     #[test]
+    fn a_class_head_fits_half_a_cache_line() {
+        assert!(std::mem::size_of::<Option<Place>>() <= 32);
+    }
+
+    #[test]
     fn higher_priority_is_served_before_older_contacts() {
         let mut line = Line::default();
         line.insert(place(0, 10, 1));

@@ -419,9 +419,12 @@ pub struct Router {
     epochs: Vec<u32>,
     agent_index: FxHashMap<AgentId, AgentIdx>,
     classes: Vec<Class>,
-    /// Each class's channel and head of line, kept apart from the classes themselves so that an
-    /// agent becoming free reads one small entry per class it serves (the hot loop of routing).
-    class_heads: Vec<(Channel, Option<Place>)>,
+    /// Each class's head of line, kept apart from the classes themselves so that an agent
+    /// becoming free reads one small entry per class it serves (the hot loop of routing): 32
+    /// bytes, two to a cache line, none straddling two.
+    class_heads: Vec<Option<Place>>,
+    /// Each class's channel (a small array that stays in cache).
+    class_channels: Vec<Channel>,
     /// Per queue and channel, the class of contacts that bring no skills of their own.
     entry_classes: Vec<[Option<ClassIdx>; 6]>,
     /// The class of contacts that bring one skill of their own (the common case after
@@ -546,6 +549,7 @@ impl Router {
             agent_index: FxHashMap::default(),
             classes: Vec::new(),
             class_heads: Vec::new(),
+            class_channels: Vec::new(),
             entry_classes: vec![[None; 6]; queues],
             one_skill_classes: FxHashMap::default(),
             class_index: FxHashMap::default(),
@@ -1546,22 +1550,28 @@ impl Router {
     ) -> Result<(), RouterError> {
         let a = self.agent_idx(&name)?;
         let agent = &mut self.agents[a as usize];
-        let ended: Vec<WrapUp> = match contact {
+        // The wrap-ups that end are moved to the end of the list and cut off there, so the
+        // list keeps its allocation for the next one.
+        let first_ended = match contact {
             Some(id) => {
                 let Some(i) = agent.wrap_ups.iter().position(|w| w.contact == id) else {
                     return Err(RouterError::UnknownContact(id));
                 };
-                vec![agent.wrap_ups.swap_remove(i)]
+                let last = agent.wrap_ups.len() - 1;
+                agent.wrap_ups.swap(i, last);
+                last
             }
-            None => std::mem::take(&mut agent.wrap_ups),
+            None => 0,
         };
-        for w in ended {
+        for k in first_ended..agent.wrap_ups.len() {
+            let w = agent.wrap_ups[k];
             agent.free_slot(w.channel, self.now);
             self.actions.push(Action::WrapUpEnded {
                 agent: name.clone(),
                 contact: w.contact,
             });
         }
+        agent.wrap_ups.truncate(first_ended);
         self.fill(a);
         Ok(())
     }
@@ -1594,8 +1604,10 @@ impl Router {
         let voice_blocks = self.voice_blocks();
         let mut best: Option<(Place, LineRef)> = None;
         for &ci in &agent.classes {
-            let (channel, head) = self.class_heads[ci as usize];
-            let Some(head) = head else { continue };
+            let Some(head) = self.class_heads[ci as usize] else {
+                continue;
+            };
+            let channel = self.class_channels[ci as usize];
             if best.is_some_and(|(b, _)| b < head) || !agent.can_take(channel, voice_blocks) {
                 continue;
             }
@@ -1731,7 +1743,8 @@ impl Router {
             .iter()
             .map(|r| usize::from(r.skill.0))
             .min_by_key(|&s| self.skill_agents[s].len());
-        self.class_heads.push((channel, None));
+        self.class_heads.push(None);
+        self.class_channels.push(channel);
         self.classes.push(Class {
             queue,
             channel,
@@ -1943,7 +1956,7 @@ impl Router {
     /// Refreshes the cached head of a class line after it changed.
     fn sync_head(&mut self, line: LineRef) {
         if let LineRef::Class(ci) = line {
-            self.class_heads[ci as usize].1 = self.classes[ci as usize].line.head();
+            self.class_heads[ci as usize] = self.classes[ci as usize].line.head();
         }
     }
 
@@ -2149,7 +2162,7 @@ impl Router {
     /// tests; returns the first inconsistency found.
     pub fn audit(&self) -> Result<(), String> {
         for (i, class) in self.classes.iter().enumerate() {
-            if self.class_heads[i] != (class.channel, class.line.head()) {
+            if (self.class_channels[i], self.class_heads[i]) != (class.channel, class.line.head()) {
                 return Err(format!("class {i} head cache is stale"));
             }
         }
