@@ -119,6 +119,12 @@ impl Contacts {
         self.ids.get(slot as usize) == Some(&id)
     }
 
+    /// The id held in a slot (the tie-break between two contacts of equal rank, read without
+    /// touching either record).
+    pub fn id_at(&self, slot: Slot) -> ContactId {
+        self.ids[slot as usize]
+    }
+
     fn entry(&mut self, slot: Slot) -> &mut Option<Contact> {
         let slot = slot as usize;
         &mut self.chunks[slot / CHUNK][slot % CHUNK]

@@ -64,7 +64,7 @@ pub use stats::{QueueCounters, QueueSnapshot};
 use agent::{Agent, WrapUp, remove_item};
 use contact::{Contact, LineRef, Refusal, SlaClock, Whereabouts};
 use contacts::{Contacts, Slot};
-use line::{Line, Place};
+use line::{Head, Line, Place};
 use ready::{ReadyEntry, ReadyLine};
 
 pub(crate) type ClassIdx = u32;
@@ -373,6 +373,27 @@ pub enum RouterError {
     PlanRenumbers(String),
 }
 
+/// A waiting contact an agent becoming free might take: its rank in service order, its slot
+/// and the line it waits in.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    urgency: Reverse<Priority>,
+    arrived_at: Millis,
+    slot: Slot,
+    line: LineRef,
+}
+
+impl Candidate {
+    fn waiting_at(place: &Place, line: LineRef) -> Self {
+        Candidate {
+            urgency: place.urgency,
+            arrived_at: place.arrived_at,
+            slot: place.slot,
+            line,
+        }
+    }
+}
+
 /// One routing class: contacts of one queue, channel and requirement.
 #[derive(Debug)]
 struct Class {
@@ -420,9 +441,9 @@ pub struct Router {
     agent_index: FxHashMap<AgentId, AgentIdx>,
     classes: Vec<Class>,
     /// Each class's head of line, kept apart from the classes themselves so that an agent
-    /// becoming free reads one small entry per class it serves (the hot loop of routing): 32
-    /// bytes, two to a cache line, none straddling two.
-    class_heads: Vec<Option<Place>>,
+    /// becoming free reads one small entry per class it serves (the hot loop of routing): 16
+    /// bytes, four to a cache line.
+    class_heads: Vec<Head>,
     /// Each class's channel (a small array that stays in cache).
     class_channels: Vec<Channel>,
     /// Per queue and channel, the class of contacts that bring no skills of their own.
@@ -1581,8 +1602,11 @@ impl Router {
     fn fill(&mut self, a: AgentIdx) {
         self.agents[a as usize].awaiting_fill = false;
         while self.agents[a as usize].can_take_any(self.voice_blocks()) {
-            let Some((place, line)) = self.best_waiting_for(a) else {
+            let Some((slot, line)) = self.best_waiting_for(a) else {
                 break;
+            };
+            let Whereabouts::Waiting { place, .. } = self.contacts.at(slot).whereabouts else {
+                unreachable!("the best waiting contact is waiting");
             };
             let now = self.now;
             let l = self.line_mut(line);
@@ -1591,56 +1615,77 @@ impl Router {
             let l = self.line_mut(line);
             l.record_departure(now);
             self.mark_dirty(line);
-            self.contacts.at_mut(place.slot).whereabouts = Whereabouts::Detached;
-            self.offer(place.slot, a);
+            self.contacts.at_mut(slot).whereabouts = Whereabouts::Detached;
+            self.offer(slot, a);
         }
         self.refresh_ready(a);
     }
 
-    /// The best waiting contact this agent may take now: the heads of the classes it qualifies
-    /// for, and its own preferred line.
-    fn best_waiting_for(&self, a: AgentIdx) -> Option<(Place, LineRef)> {
+    /// The best waiting contact this agent may take now, by slot and line: the heads of the
+    /// classes it qualifies for, and its own preferred line.
+    fn best_waiting_for(&self, a: AgentIdx) -> Option<(Slot, LineRef)> {
         let agent = &self.agents[a as usize];
         let voice_blocks = self.voice_blocks();
-        let mut best: Option<(Place, LineRef)> = None;
+        let mut best: Option<Candidate> = None;
         for &ci in &agent.classes {
-            let Some(head) = self.class_heads[ci as usize] else {
-                continue;
-            };
-            let channel = self.class_channels[ci as usize];
-            if best.is_some_and(|(b, _)| b < head) || !agent.can_take(channel, voice_blocks) {
+            let head = self.class_heads[ci as usize];
+            if head.is_empty() {
                 continue;
             }
-            if !head.has_exclusions || !self.contacts.at(head.slot).refused_by(a, self.now) {
-                best = Some((head, LineRef::Class(ci)));
+            let (urgency, arrived_at) = head.rank();
+            let candidate = Candidate {
+                urgency,
+                arrived_at,
+                slot: head.slot(),
+                line: LineRef::Class(ci),
+            };
+            if best.is_some_and(|b| !self.serves_before(&candidate, &b))
+                || !agent.can_take(self.class_channels[ci as usize], voice_blocks)
+            {
+                continue;
+            }
+            if !head.has_exclusions() || !self.contacts.at(head.slot()).refused_by(a, self.now) {
+                best = Some(candidate);
                 continue;
             }
             // The head refused this agent: walk on to the first contact it may take.
             for place in self.classes[ci as usize].line.iter().skip(1) {
-                if best.is_some_and(|(b, _)| b < *place) {
+                let candidate = Candidate::waiting_at(place, LineRef::Class(ci));
+                if best.is_some_and(|b| !self.serves_before(&candidate, &b)) {
                     break;
                 }
                 if place.has_exclusions && self.contacts.at(place.slot).refused_by(a, self.now) {
                     continue;
                 }
-                best = Some((*place, LineRef::Class(ci)));
+                best = Some(candidate);
                 break;
             }
         }
         for place in agent.preferred_line.iter() {
-            if best.is_some_and(|(b, _)| b < *place) {
+            let candidate = Candidate::waiting_at(place, LineRef::Preferred(a));
+            if best.is_some_and(|b| !self.serves_before(&candidate, &b)) {
                 break;
             }
-            let c = &self.contacts[&place.contact];
+            let c = self.contacts.at(place.slot);
             if agent.can_take(c.channel, voice_blocks)
                 && self.qualifies(a, c.class)
                 && !c.refused_by(a, self.now)
             {
-                best = Some((*place, LineRef::Preferred(a)));
+                best = Some(candidate);
                 break;
             }
         }
-        best
+        best.map(|b| (b.slot, b.line))
+    }
+
+    /// True when `x` comes before `y` in service order: higher priority, then earlier arrival,
+    /// then (rarely needed) the lower id, read from the slots.
+    fn serves_before(&self, x: &Candidate, y: &Candidate) -> bool {
+        match (x.urgency, x.arrived_at).cmp(&(y.urgency, y.arrived_at)) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => self.contacts.id_at(x.slot) < self.contacts.id_at(y.slot),
+        }
     }
 
     /// Bumps the agent's epoch (making its old ready entries stale) and, if it can take more,
@@ -1743,7 +1788,7 @@ impl Router {
             .iter()
             .map(|r| usize::from(r.skill.0))
             .min_by_key(|&s| self.skill_agents[s].len());
-        self.class_heads.push(None);
+        self.class_heads.push(Head::EMPTY);
         self.class_channels.push(channel);
         self.classes.push(Class {
             queue,
@@ -1956,7 +2001,7 @@ impl Router {
     /// Refreshes the cached head of a class line after it changed.
     fn sync_head(&mut self, line: LineRef) {
         if let LineRef::Class(ci) = line {
-            self.class_heads[ci as usize] = self.classes[ci as usize].line.head();
+            self.class_heads[ci as usize] = Head::of(self.classes[ci as usize].line.head());
         }
     }
 
@@ -2162,7 +2207,9 @@ impl Router {
     /// tests; returns the first inconsistency found.
     pub fn audit(&self) -> Result<(), String> {
         for (i, class) in self.classes.iter().enumerate() {
-            if (self.class_channels[i], self.class_heads[i]) != (class.channel, class.line.head()) {
+            if (self.class_channels[i], self.class_heads[i])
+                != (class.channel, Head::of(class.line.head()))
+            {
                 return Err(format!("class {i} head cache is stale"));
             }
         }
