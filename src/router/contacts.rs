@@ -113,6 +113,15 @@ impl Contacts {
             .filter(|c| c.id == id)
     }
 
+    /// [`Contacts::at_if`], mutable.
+    pub fn at_if_mut(&mut self, slot: Slot, id: ContactId) -> Option<&mut Contact> {
+        let slot = slot as usize;
+        self.chunks
+            .get_mut(slot / CHUNK)
+            .and_then(|chunk| chunk[slot % CHUNK].as_mut())
+            .filter(|c| c.id == id)
+    }
+
     /// True when the slot still holds this contact. May say yes for a departed contact whose
     /// id is `u64::MAX`; callers use it to keep a timer, never to act on one.
     pub fn holds(&self, slot: Slot, id: ContactId) -> bool {

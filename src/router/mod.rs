@@ -46,9 +46,9 @@ mod ready;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 
@@ -66,6 +66,7 @@ use contact::{Contact, LineRef, Refusal, SlaClock, Whereabouts};
 use contacts::{Contacts, Slot};
 use line::{Head, Line, Place};
 use ready::{ReadyEntry, ReadyLine};
+use timers::Timers;
 
 pub(crate) type ClassIdx = u32;
 pub(crate) type AgentIdx = u32;
@@ -421,11 +422,7 @@ enum Due {
     PositionTick,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Timer {
-    at: Millis,
-    due: Due,
-}
+type Timer = timers::Timer<Due>;
 
 /// The routing core. See the module documentation.
 #[derive(Debug)]
@@ -460,7 +457,7 @@ pub struct Router {
     skill_classes: Vec<Vec<ClassIdx>>,
     /// Classes that require no skill.
     open_classes: Vec<ClassIdx>,
-    timers: BinaryHeap<Reverse<Timer>>,
+    timers: Timers<Due>,
     /// Timer heap size at which stale timers are swept out.
     timer_compact_at: usize,
     counters: Vec<QueueCounters>,
@@ -577,7 +574,7 @@ impl Router {
             skill_agents: vec![Vec::new(); skills],
             skill_classes: vec![Vec::new(); skills],
             open_classes: Vec::new(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             timer_compact_at: 1024,
             counters: vec![QueueCounters::default(); queues],
             dirty_lines: Vec::new(),
@@ -718,7 +715,7 @@ impl Router {
     /// The earliest time at which [`Router::tick`] has something to do. May be early (a timer
     /// that turns out to be stale), never late.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.timers.peek().map(|Reverse(t)| t.at)
+        self.timers.next_at()
     }
 
     /// Actions produced since the last drain, in the order they happened.
@@ -791,13 +788,13 @@ impl Router {
             unreachable!("checked above that the id is new");
         };
         if let Some((_, until)) = preferred {
-            self.schedule(until, Due::PreferredTimeout(id, slot));
+            self.schedule_after_delay(until, Due::PreferredTimeout(id, slot));
         }
-        self.schedule_next_step(id);
+        self.schedule_next_step_at(slot);
         self.counters[usize::from(nc.queue.0)].arrived += 1;
-        self.place(id);
+        self.place_at(slot);
         // After placing: a replayed contact's overdue breach may move it (raise, escalate).
-        self.schedule_sla(id);
+        self.schedule_sla_at(slot, id);
         Ok(())
     }
 
@@ -881,7 +878,7 @@ impl Router {
                 // An explicit transfer overrides an earlier refusal.
                 c.excluded.retain(|r| r.agent != a);
                 let slot = c.slot;
-                self.schedule(until, Due::PreferredTimeout(id, slot));
+                self.schedule_after_delay(until, Due::PreferredTimeout(id, slot));
             }
         }
         self.actions.push(Action::Transferred {
@@ -944,7 +941,7 @@ impl Router {
                         contact: id,
                         until,
                     });
-                    self.schedule(until, Due::WrapUpEnd(agent, id));
+                    self.schedule_after_delay(until, Due::WrapUpEnd(agent, id));
                     None
                 } else {
                     self.agents[agent as usize].free_slot(channel, self.now);
@@ -961,6 +958,12 @@ impl Router {
             .contacts
             .slot(&id)
             .expect("placing a contact in the router");
+        self.place_at(slot);
+    }
+
+    /// [`Router::place`] for a contact whose slot the caller holds.
+    fn place_at(&mut self, slot: Slot) {
+        let id = self.contacts.at(slot).id;
         if let Some(forced) = self.contacts.at(slot).step_pending {
             self.contacts.at_mut(slot).step_pending = None;
             self.apply_steps(id, forced);
@@ -1087,7 +1090,7 @@ impl Router {
             priority: c.priority,
             expires_at,
         });
-        self.schedule(expires_at, Due::OfferExpiry(id, slot));
+        self.schedule_after_delay(expires_at, Due::OfferExpiry(id, slot));
     }
 
     fn offer_accepted(&mut self, id: ContactId, name: AgentId) -> Result<(), RouterError> {
@@ -1194,11 +1197,17 @@ impl Router {
     // ----- escalation and SLA ---------------------------------------------------------------
 
     fn schedule_next_step(&mut self, id: ContactId) {
-        let c = &self.contacts[&id];
+        if let Some(slot) = self.contacts.slot(&id) {
+            self.schedule_next_step_at(slot);
+        }
+    }
+
+    fn schedule_next_step_at(&mut self, slot: Slot) {
+        let c = self.contacts.at(slot);
+        let id = c.id;
         let steps = &self.plan.queue(c.queue).escalation;
         if let Some(step) = steps.get(c.next_step) {
             let at = c.queue_entered_at + step.after;
-            let slot = c.slot;
             self.contacts.at_mut(slot).next_step_at = Some(at);
             self.schedule(at, Due::Escalation(id, slot));
         }
@@ -1295,8 +1304,15 @@ impl Router {
 
     /// Raises every SLA event of the contact that is due, then schedules the next one.
     fn schedule_sla(&mut self, id: ContactId) {
+        if let Some(slot) = self.contacts.slot(&id) {
+            self.schedule_sla_at(slot, id);
+        }
+    }
+
+    /// [`Router::schedule_sla`] for a contact whose slot the caller holds.
+    fn schedule_sla_at(&mut self, slot: Slot, id: ContactId) {
         loop {
-            let Some(c) = self.contacts.get_mut(&id) else {
+            let Some(c) = self.contacts.at_if_mut(slot, id) else {
                 return;
             };
             let Some((at, kind, breach)) = Self::next_sla_event(&c.sla) else {
@@ -1555,7 +1571,7 @@ impl Router {
             let until = self.now + self.plan.queue(c.queue).preferred_agent_timeout;
             c.preferred = Some((a, until));
             let slot = c.slot;
-            self.schedule(until, Due::PreferredTimeout(id, slot));
+            self.schedule_after_delay(until, Due::PreferredTimeout(id, slot));
             self.actions.push(Action::Requeued {
                 contact: id,
                 agent: self.agents[a as usize].profile.id.clone(),
@@ -1846,16 +1862,17 @@ impl Router {
     // ----- timers ---------------------------------------------------------------------------
 
     fn schedule(&mut self, at: Millis, due: Due) {
-        self.timers.push(Reverse(Timer { at, due }));
+        self.timers.at(at, due);
+    }
+
+    /// Schedules a timer at `at`, which is now plus a configured delay (see `timers`).
+    fn schedule_after_delay(&mut self, at: Millis, due: Due) {
+        self.timers.after(self.now, at, due);
     }
 
     fn advance(&mut self, now: Millis) {
         let now = now.max(self.now);
-        while let Some(&Reverse(timer)) = self.timers.peek() {
-            if timer.at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some(timer) = self.timers.pop_due(now) {
             self.now = self.now.max(timer.at);
             self.fire(timer);
         }
@@ -1872,7 +1889,7 @@ impl Router {
                 position_tick_at,
                 ..
             } = self;
-            timers.retain(|Reverse(t)| match t.due {
+            timers.retain(|t| match t.due {
                 Due::OfferExpiry(id, slot)
                 | Due::Escalation(id, slot)
                 | Due::Sla(id, slot)
@@ -2031,7 +2048,7 @@ impl Router {
         if self.position_tick_at.is_none() {
             let at = self.now + interval;
             self.position_tick_at = Some(at);
-            self.schedule(at, Due::PositionTick);
+            self.schedule_after_delay(at, Due::PositionTick);
         }
     }
 
