@@ -12,15 +12,18 @@
 //! capacity is counted per channel: an agent with a free chat slot and no free email slot can take
 //! the head of a chat class but not of an email class.) Each class keeps
 //!
-//! - a line of waiting contacts in service order (priority, then arrival), and
-//! - a heap of agents that qualify for the class and are ready for it now, ordered by the
-//!   queue's selection policy. Entries are invalidated lazily: every change to an agent bumps its
-//!   epoch, so an old entry is recognised and dropped when it reaches the top.
+//! - a line of waiting contacts in service order (priority, then arrival): a sorted deque
+//!   served from the front (`line`), its head copied into a compact array of class heads, and
+//! - a ready line of agents that qualify for the class and are ready for it now, ordered by the
+//!   queue's selection policy (`ready`). Entries are invalidated lazily: every change to an
+//!   agent bumps its epoch, so an old entry is recognised and dropped when it reaches the front.
 //!
-//! A contact that arrives pops the best ready agent from its class's heap: no scan of agents. An
-//! agent that becomes free looks at the head of each class it qualifies for (and at its own
-//! preferred line) and takes the best: no scan of waiting contacts. After every event the router
-//! is at a fixed point: no ready agent qualifies for a waiting contact it has not refused.
+//! A contact that arrives takes the best ready agent of its class: no scan of agents. An agent
+//! that becomes free compares the heads of the classes it qualifies for (16 bytes each) and its
+//! own preferred line, and takes the best: no scan of waiting contacts. After every event the
+//! router is at a fixed point: no ready agent qualifies for a waiting contact it has not
+//! refused. Contacts live in slots (`contacts`); lines and timers hold the slot. Timers a fixed
+//! delay after now sit in per-delay lanes, the rest in a heap (`timers`).
 //!
 //! # Decisions a reader may look for
 //!
@@ -404,7 +407,7 @@ struct Class {
     line: Line,
     /// Agents ready for this class, best first; stale entries dropped lazily.
     ready: ReadyLine,
-    /// Agents whose profile qualifies for the class (bounds the heap's live entries).
+    /// Agents whose profile qualifies for the class (bounds the ready line's live entries).
     qualified: u32,
 }
 
@@ -413,7 +416,7 @@ enum Due {
     OfferExpiry(ContactId, Slot),
     Escalation(ContactId, Slot),
     /// The contact's next SLA warning or breach (one timer per contact at a time, so contacts
-    /// that finish early leave little behind in the timer heap).
+    /// that finish early leave few stale timers behind).
     Sla(ContactId, Slot),
     PreferredTimeout(ContactId, Slot),
     /// A missed-offer exclusion of the contact ends.
@@ -458,7 +461,7 @@ pub struct Router {
     /// Classes that require no skill.
     open_classes: Vec<ClassIdx>,
     timers: Timers<Due>,
-    /// Timer heap size at which stale timers are swept out.
+    /// Timer count at which stale timers are swept out.
     timer_compact_at: usize,
     counters: Vec<QueueCounters>,
     dirty_lines: Vec<LineRef>,
@@ -1026,7 +1029,7 @@ impl Router {
     }
 
     /// Pops the best ready agent of a class that has not refused the contact. Valid entries
-    /// skipped because of a refusal go back on the heap.
+    /// skipped because of a refusal go back in the ready line.
     fn pop_ready_agent(&mut self, class: ClassIdx, slot: Slot) -> Option<AgentIdx> {
         let contact = self.contacts.at(slot);
         let now = self.now;
@@ -2340,7 +2343,7 @@ impl Router {
     }
 }
 
-/// An agent's place in a class's ready heap under the queue's selection policy, packed into one
+/// An agent's place in a class's ready line under the queue's selection policy, packed into one
 /// integer (smaller first): the idle-since time in the low bits breaks ties by longest idle.
 /// Idle times are milliseconds on the driver's epoch (Unix time fits in 41 bits), so 44 bits of
 /// them leave room for the occupancy (in millionths, 20 bits) or the skill score (16 bits).
