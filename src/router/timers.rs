@@ -6,7 +6,9 @@
 //! arrive in order, and a deque per delay takes each at its back with no sifting. In a heap, a
 //! new offer expiry (an hour away) climbs past every SLA timer (days away) on its way up, each
 //! step a cold cache line; a lane writes one entry. The few distinct delays a plan has make
-//! few lanes; a delay beyond [`MAX_LANES`] goes to the heap.
+//! few lanes: the first [`MAX_LANES`] distinct delays get one, later ones go to the heap (lanes
+//! are never given back, so a plan reloaded many times with new timeouts ends up using the
+//! heap for them: slower, never out of order).
 //!
 //! Either way timers come out in exactly the order one heap would give, (time, then what is
 //! due), so the choice of container never changes what the router does.
@@ -64,7 +66,8 @@ impl<D: Ord + Copy> Timers<D> {
     }
 
     /// Schedules a timer `at`, which is `now` plus a delay that recurs (a configured
-    /// timeout). `now` must never go back between calls.
+    /// timeout). With a clock that never goes back, each lane is only ever appended to; a
+    /// deadline out of order is inserted in place.
     pub fn after(&mut self, now: Millis, at: Millis, due: D) {
         let delay = at.saturating_sub(now);
         let lane = match self.lanes.iter().position(|l| l.delay == delay) {
