@@ -49,7 +49,9 @@ pub(crate) struct Agent {
     /// Consecutive offers that expired unanswered.
     pub missed_in_row: u32,
     /// Contacts waiting for this agent in particular (sticky routing, transfers to an agent).
-    pub preferred_line: Line,
+    /// Boxed, and only once used: most agents never have one, and a line inline would double
+    /// the record every offer reads.
+    preferred_line: Option<Box<Line>>,
     /// A slot was freed and the agent has not yet picked its next contact: it must not be
     /// found as ready by a contact being placed in the meantime, or that contact would jump
     /// ahead of better-ranked ones the agent could serve.
@@ -70,10 +72,20 @@ impl Agent {
             assigned: Vec::new(),
             wrap_ups: Vec::new(),
             missed_in_row: 0,
-            preferred_line: Line::default(),
+            preferred_line: None,
             awaiting_fill: false,
             known: true,
         }
+    }
+
+    /// Contacts waiting for this agent in particular.
+    pub fn preferred_line(&self) -> &Line {
+        static NONE: Line = Line::EMPTY;
+        self.preferred_line.as_deref().unwrap_or(&NONE)
+    }
+
+    pub fn preferred_line_mut(&mut self) -> &mut Line {
+        self.preferred_line.get_or_insert_default()
     }
 
     /// True when a new contact of `channel` may be offered now.

@@ -123,6 +123,16 @@ pub(crate) struct Line {
 }
 
 impl Line {
+    /// A line nobody stands in.
+    pub const EMPTY: Line = Line {
+        places: VecDeque::new(),
+        gone: 0,
+        departures: [0; RATE_WINDOW],
+        departures_seen: 0,
+        announcing: 0,
+        dirty: false,
+    };
+
     /// Adds a place; returns true when it went to the back of the line (nobody's position
     /// changed, so only the newcomer needs telling).
     pub fn insert(&mut self, place: Place) -> bool {

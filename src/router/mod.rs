@@ -1680,7 +1680,7 @@ impl Router {
                 break;
             }
         }
-        for place in agent.preferred_line.iter() {
+        for place in agent.preferred_line().iter() {
             let candidate = Candidate::waiting_at(place, LineRef::Preferred(a));
             if best.is_some_and(|b| !self.serves_before(&candidate, &b)) {
                 break;
@@ -2028,14 +2028,14 @@ impl Router {
     fn line_mut(&mut self, line: LineRef) -> &mut Line {
         match line {
             LineRef::Class(ci) => &mut self.classes[ci as usize].line,
-            LineRef::Preferred(a) => &mut self.agents[a as usize].preferred_line,
+            LineRef::Preferred(a) => self.agents[a as usize].preferred_line_mut(),
         }
     }
 
     fn line(&self, line: LineRef) -> &Line {
         match line {
             LineRef::Class(ci) => &self.classes[ci as usize].line,
-            LineRef::Preferred(a) => &self.agents[a as usize].preferred_line,
+            LineRef::Preferred(a) => self.agents[a as usize].preferred_line(),
         }
     }
 
@@ -2067,7 +2067,7 @@ impl Router {
             } = self;
             let l = match line {
                 LineRef::Class(ci) => &mut classes[ci as usize].line,
-                LineRef::Preferred(a) => &mut agents[a as usize].preferred_line,
+                LineRef::Preferred(a) => agents[a as usize].preferred_line_mut(),
             };
             l.dirty = false;
             if !l.has_listeners() {
@@ -2243,7 +2243,7 @@ impl Router {
                 self.agents
                     .iter()
                     .enumerate()
-                    .map(|(i, a)| (LineRef::Preferred(i as AgentIdx), &a.preferred_line)),
+                    .map(|(i, a)| (LineRef::Preferred(i as AgentIdx), a.preferred_line())),
             );
         for (line_ref, line) in lines {
             for place in line.iter() {
