@@ -28,7 +28,9 @@ use switchboard::model::{
     AgentId, AgentProfile, AgentSkills, Capacity, Channel, ContactId, Millis, NewContact, Priority,
     QueueId, SkillId, SkillReq,
 };
-use switchboard::router::{Action, Event, Presence, QueuePlan, Router, RoutingPlan};
+use switchboard::router::{
+    Action, Event, Presence, QueuePlan, Router, RoutingPlan, WithdrawReason,
+};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -272,8 +274,9 @@ fn decision_group<'a>(
     group
 }
 
-/// `ROUTER_BENCH=arrival` (or `agent_free`, `position_tick`, `memory`, comma-separated) runs
-/// those groups only, skipping the others' setup, which would dominate a profile.
+/// `ROUTER_BENCH=arrival` (or `agent_free`, `position_tick`, `deep_line`, `memory`,
+/// comma-separated) runs those groups only, skipping the others' setup, which would dominate a
+/// profile.
 fn wanted(group: &str) -> bool {
     std::env::var("ROUTER_BENCH").map_or(true, |only| only.split(',').any(|g| g == group))
 }
@@ -670,6 +673,66 @@ fn live_contact(id: u64, now: Millis) -> NewContact {
     }
 }
 
+// ----- one deep line ------------------------------------------------------------------------
+
+/// What a line's deque costs where a tree did not: a contact joining the middle of one class
+/// of 100,000 waiting (a replayed or overflowing contact that keeps its age), against one joining
+/// at the back, in the same run. Each timed arrival is withdrawn (untimed) so the line keeps its
+/// depth. No agents: the arrival only waits.
+fn bench_deep_line(c: &mut Criterion) {
+    if !wanted("deep_line") {
+        return;
+    }
+    const DEPTH: u64 = 100_000;
+    let mut group = c.benchmark_group("deep_line");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    let mut q = QueuePlan::new("q");
+    q.offer_timeout = 3_600_000;
+    q.sla.first_response = 30 * 86_400_000;
+    let mut router = Router::new(RoutingPlan::new(vec!["s".into()], vec![q]));
+    let mut now: Millis = 2 * DEPTH;
+    for id in 0..DEPTH {
+        // Arrived a millisecond apart, in order: the line is sorted by arrival.
+        let mut contact = live_contact(id, 2 * id);
+        contact.announce_position = false;
+        router
+            .handle(now, Event::ContactQueued(contact))
+            .expect("valid");
+    }
+    let mut next = DEPTH;
+    for (label, arrived_at) in [("back", None), ("middle", Some(DEPTH + 1))] {
+        group.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    next += 1;
+                    now += 1;
+                    let mut contact = live_contact(next, arrived_at.unwrap_or(now));
+                    contact.announce_position = false;
+                    let start = Instant::now();
+                    router
+                        .handle(now, Event::ContactQueued(contact))
+                        .expect("valid");
+                    timed += start.elapsed();
+                    router
+                        .handle(
+                            now,
+                            Event::ContactWithdrawn {
+                                contact: ContactId(next),
+                                reason: WithdrawReason::Cancelled,
+                            },
+                        )
+                        .expect("waiting");
+                    router.drain_actions().for_each(drop);
+                }
+                timed
+            });
+        });
+    }
+    group.finish();
+}
+
 // ----- memory -------------------------------------------------------------------------------
 
 /// Heap bytes the router holds per waiting contact: 100 000 contacts queued into the 10k-agent
@@ -714,6 +777,7 @@ criterion_group!(
     report_memory,
     bench_arrival,
     bench_agent_free,
-    bench_position_tick
+    bench_position_tick,
+    bench_deep_line
 );
 criterion_main!(benches);

@@ -105,7 +105,8 @@ fn rank(place: &Place) -> (Reverse<Priority>, Millis, ContactId) {
 /// rebalances its nodes. A place leaving from the middle (an abandon, a transfer) becomes a
 /// tombstone, found by binary search and swept out in bulk, so no removal moves the line. A
 /// place joining in the middle (a higher priority, or a contact keeping its age on overflow)
-/// shifts the shorter side of the line.
+/// shifts the shorter side of the line: about 18 µs in the middle of 100,000, against 0.2 µs
+/// for the tree (the `deep_line` bench).
 #[derive(Debug, Default)]
 pub(crate) struct Line {
     /// Places in service order, tombstones (slot [`GONE`]) among them; the first and the last
