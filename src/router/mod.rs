@@ -398,11 +398,11 @@ impl Candidate {
     }
 }
 
-/// One routing class: contacts of one queue, channel and requirement.
+/// One routing class: contacts of one queue, channel and requirement (the channel lives in
+/// `Router::class_channels`).
 #[derive(Debug)]
 struct Class {
     queue: QueueId,
-    channel: Channel,
     requirement: Requirement,
     line: Line,
     /// Agents ready for this class, best first; stale entries dropped lazily.
@@ -1034,7 +1034,7 @@ impl Router {
         let contact = self.contacts.at(slot);
         let now = self.now;
         let voice_blocks = self.voice_blocks();
-        let channel = self.classes[class as usize].channel;
+        let channel = self.class_channels[class as usize];
         let ready = &mut self.classes[class as usize].ready;
         let mut skipped = std::mem::take(&mut self.scratch);
         let found = loop {
@@ -1324,7 +1324,6 @@ impl Router {
             };
             if at > self.now {
                 c.sla.next_at = Some(at);
-                let slot = c.slot;
                 self.schedule(at, Due::Sla(id, slot));
                 return;
             }
@@ -1715,6 +1714,7 @@ impl Router {
             agents,
             epochs,
             classes,
+            class_channels,
             plan,
             ..
         } = self;
@@ -1729,7 +1729,7 @@ impl Router {
         }
         for &ci in &agent.classes {
             let class = &mut classes[ci as usize];
-            if !agent.can_take(class.channel, voice_blocks) {
+            if !agent.can_take(class_channels[ci as usize], voice_blocks) {
                 continue;
             }
             let key = ready_key(plan.queue(class.queue).selection, &class.requirement, agent);
@@ -1751,12 +1751,12 @@ impl Router {
         self.epochs[a as usize] = self.epochs[a as usize].wrapping_add(1);
     }
 
-    fn qualifies(&self, a: AgentIdx, class: ClassIdx) -> bool {
+    fn qualifies(&self, a: AgentIdx, ci: ClassIdx) -> bool {
         let agent = &self.agents[a as usize];
-        let class = &self.classes[class as usize];
+        let class = &self.classes[ci as usize];
         agent.known
             && (agent.profile.queues.is_empty() || agent.profile.queues.contains(&class.queue))
-            && agent.profile.capacity.of(class.channel) > 0
+            && agent.profile.capacity.of(self.class_channels[ci as usize]) > 0
             && class.requirement.is_met_by(&agent.profile.skills)
     }
 
@@ -1811,7 +1811,6 @@ impl Router {
         self.class_channels.push(channel);
         self.classes.push(Class {
             queue,
-            channel,
             requirement: key.2.clone(),
             line: Line::default(),
             ready: ReadyLine::new(self.plan.queue(queue).selection),
@@ -2227,9 +2226,7 @@ impl Router {
     /// tests; returns the first inconsistency found.
     pub fn audit(&self) -> Result<(), String> {
         for (i, class) in self.classes.iter().enumerate() {
-            if (self.class_channels[i], self.class_heads[i])
-                != (class.channel, Head::of(class.line.head()))
-            {
+            if self.class_heads[i] != Head::of(class.line.head()) {
                 return Err(format!("class {i} head cache is stale"));
             }
         }
