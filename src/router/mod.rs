@@ -64,7 +64,7 @@ pub use agent::Presence;
 pub use plan::{BreachActions, EscalationStep, QueuePlan, RoutingPlan, Selection, SlaPolicy};
 pub use stats::{QueueCounters, QueueSnapshot};
 
-use agent::{Agent, WrapUp, remove_item};
+use agent::{Agent, Seat, WrapUp, remove_item};
 use contact::{Contact, LineRef, Refusal, SlaClock, Whereabouts};
 use contacts::{Contacts, Slot};
 use line::{Head, Line, Place};
@@ -434,10 +434,10 @@ pub struct Router {
     now: Millis,
     contacts: Contacts,
     agents: Vec<Agent>,
-    /// Each agent's epoch, bumped on every change that affects its readiness or its selection
-    /// key: a ready entry with an older epoch is stale. Kept apart from the agents' records so
-    /// that recognising a stale entry reads 4 bytes of a small array, not a cold record.
-    epochs: Vec<u32>,
+    /// Each agent's seat: its epoch (a ready entry with an older one is stale), load, capacity
+    /// and idle time, apart from the records so that routing decisions read 32 bytes of a
+    /// dense array, not a cold record (see `agent::Seat`).
+    seats: Vec<Seat>,
     agent_index: FxHashMap<AgentId, AgentIdx>,
     classes: Vec<Class>,
     /// Each class's head of line, kept apart from the classes themselves so that an agent
@@ -566,7 +566,7 @@ impl Router {
             now: 0,
             contacts: Contacts::default(),
             agents: Vec::new(),
-            epochs: Vec::new(),
+            seats: Vec::new(),
             agent_index: FxHashMap::default(),
             classes: Vec::new(),
             class_heads: Vec::new(),
@@ -634,12 +634,13 @@ impl Router {
             let mut entries: Vec<ReadyEntry> = class
                 .ready
                 .entries()
-                .filter(|e| self.epochs[e.agent as usize] == e.epoch)
+                .filter(|e| self.seats[e.agent as usize].epoch == e.epoch)
                 .map(|e| ReadyEntry {
                     key: ready_key(
                         selection,
                         &class.requirement,
                         &self.agents[e.agent as usize],
+                        &self.seats[e.agent as usize],
                     ),
                     ..e
                 })
@@ -916,9 +917,9 @@ impl Router {
                 None
             }
             Whereabouts::Offered { agent, .. } => {
+                self.seats[agent as usize].free_slot(channel, self.now);
                 let ag = &mut self.agents[agent as usize];
                 remove_item(&mut ag.offers, &id);
-                ag.free_slot(channel, self.now);
                 self.counters[usize::from(queue.0)].offers_revoked += 1;
                 self.actions.push(Action::RevokeOffer {
                     contact: id,
@@ -947,7 +948,7 @@ impl Router {
                     self.schedule_after_delay(until, Due::WrapUpEnd(agent, id));
                     None
                 } else {
-                    self.agents[agent as usize].free_slot(channel, self.now);
+                    self.seats[agent as usize].free_slot(channel, self.now);
                     self.await_fill(agent);
                     Some(agent)
                 }
@@ -976,11 +977,11 @@ impl Router {
         let (class, channel) = (c.class, c.channel);
         if let Some((a, until)) = c.preferred {
             if until > self.now {
-                let agent = &self.agents[a as usize];
+                let (agent, seat) = (&self.agents[a as usize], &self.seats[a as usize]);
                 if !agent.known || self.qualifies(a, class) {
                     if !c.refused_by(a, self.now)
-                        && !agent.awaiting_fill
-                        && agent.can_take(channel, self.voice_blocks())
+                        && !seat.awaiting_fill
+                        && seat.can_take(channel, self.voice_blocks())
                     {
                         self.offer(slot, a);
                         self.refresh_ready(a);
@@ -1041,10 +1042,9 @@ impl Router {
             let Some(entry) = ready.pop() else {
                 break None;
             };
-            // The epoch first: a stale entry is dropped without touching the agent's record.
-            if self.epochs[entry.agent as usize] != entry.epoch
-                || !self.agents[entry.agent as usize].can_take(channel, voice_blocks)
-            {
+            // A stale entry is dropped, and a live one checked, without touching the record.
+            let seat = &self.seats[entry.agent as usize];
+            if seat.epoch != entry.epoch || !seat.can_take(channel, voice_blocks) {
                 continue;
             }
             if contact.refused_by(entry.agent, now) {
@@ -1069,21 +1069,17 @@ impl Router {
             agent: a,
             expires_at,
         };
-        let agent = &mut self.agents[a as usize];
+        let seat = &mut self.seats[a as usize];
         debug_assert!(
-            agent.can_take(c.channel, self.plan.voice_blocks_other_channels),
-            "offering {} to {} who cannot take {:?}: {:?} load {:?} cap {:?}",
-            id,
-            agent.profile.id,
+            seat.can_take(c.channel, self.plan.voice_blocks_other_channels),
+            "offering {id} to agent #{a} who cannot take {:?}: {seat:?}",
             c.channel,
-            agent.presence,
-            agent.load,
-            agent.profile.capacity
         );
-        agent.take_slot(c.channel);
+        seat.take_slot(c.channel);
+        seat.idle_since = self.now;
+        seat.bump();
+        let agent = &mut self.agents[a as usize];
         agent.offers.push(id);
-        agent.idle_since = self.now;
-        self.epochs[a as usize] = self.epochs[a as usize].wrapping_add(1);
         self.counters[usize::from(c.queue.0)].offers += 1;
         self.actions.push(Action::Offer {
             contact: id,
@@ -1152,9 +1148,8 @@ impl Router {
         c.excluded.retain(|r| r.agent != a);
         c.excluded.push(Refusal { agent: a, until });
         let (channel, slot) = (c.channel, c.slot);
-        let agent = &mut self.agents[a as usize];
-        remove_item(&mut agent.offers, &id);
-        agent.free_slot(channel, self.now);
+        remove_item(&mut self.agents[a as usize].offers, &id);
+        self.seats[a as usize].free_slot(channel, self.now);
         self.await_fill(a);
         if let Some(at) = until {
             self.schedule(at, Due::RefusalLapse(id, slot));
@@ -1451,10 +1446,10 @@ impl Router {
             capacity: Capacity([0; 6]),
             queues: Vec::new(),
         };
-        let mut agent = Agent::new(profile, self.now);
+        let mut agent = Agent::new(profile);
         agent.known = false;
         self.agents.push(agent);
-        self.epochs.push(0);
+        self.seats.push(Seat::new(self.now));
         self.agent_index.insert(id.clone(), a);
         a
     }
@@ -1476,9 +1471,11 @@ impl Router {
         for (skill, _) in profile.skills.iter() {
             self.skill_agents[usize::from(skill.0)].push(a);
         }
+        let seat = &mut self.seats[a as usize];
+        seat.capacity = profile.capacity;
         agent.profile = profile;
         // Skills or capacity may have shrunk: no old ready entry may be trusted.
-        self.epochs[a as usize] = self.epochs[a as usize].wrapping_add(1);
+        seat.bump();
         for &ci in &agent.classes {
             self.classes[ci as usize].qualified -= 1;
         }
@@ -1503,8 +1500,8 @@ impl Router {
         // contacts stay.
         for id in self.agents[a as usize].offers.clone() {
             let c = &self.contacts[&id];
-            let agent = &self.agents[a as usize];
-            let over = agent.load[c.channel.index()] > agent.profile.capacity.of(c.channel);
+            let seat = &self.seats[a as usize];
+            let over = seat.load[c.channel.index()] > seat.capacity.of(c.channel);
             if over || !self.qualifies(a, c.class) {
                 self.detach(id, RevokeReason::AgentUnavailable, false);
                 self.place(id);
@@ -1514,14 +1511,16 @@ impl Router {
 
     fn set_presence(&mut self, a: AgentIdx, presence: Presence) {
         let agent = &mut self.agents[a as usize];
-        if presence == Presence::Available && agent.presence != Presence::Available {
-            agent.idle_since = self.now;
+        let seat = &mut self.seats[a as usize];
+        if presence == Presence::Available && !seat.available {
+            seat.idle_since = self.now;
             agent.missed_in_row = 0;
         }
+        seat.available = presence == Presence::Available;
         agent.presence = presence.clone();
         // Its ready entries must not be used from here on (an away agent's offers are being
         // returned to the queue right below).
-        self.epochs[a as usize] = self.epochs[a as usize].wrapping_add(1);
+        seat.bump();
         match presence {
             Presence::Available => {
                 self.fill(a);
@@ -1535,7 +1534,7 @@ impl Router {
                 self.requeue_assigned(a);
                 let agent = &mut self.agents[a as usize];
                 for w in std::mem::take(&mut agent.wrap_ups) {
-                    agent.free_slot(w.channel, self.now);
+                    self.seats[a as usize].free_slot(w.channel, self.now);
                     self.actions.push(Action::WrapUpEnded {
                         agent: agent.profile.id.clone(),
                         contact: w.contact,
@@ -1604,7 +1603,7 @@ impl Router {
         };
         for k in first_ended..agent.wrap_ups.len() {
             let w = agent.wrap_ups[k];
-            agent.free_slot(w.channel, self.now);
+            self.seats[a as usize].free_slot(w.channel, self.now);
             self.actions.push(Action::WrapUpEnded {
                 agent: name.clone(),
                 contact: w.contact,
@@ -1618,8 +1617,8 @@ impl Router {
     /// Offers an agent the best waiting contacts it can take until it is full or nothing is
     /// left, then records it as ready in its classes.
     fn fill(&mut self, a: AgentIdx) {
-        self.agents[a as usize].awaiting_fill = false;
-        while self.agents[a as usize].can_take_any(self.voice_blocks()) {
+        self.seats[a as usize].awaiting_fill = false;
+        while self.seats[a as usize].can_take_any(self.voice_blocks()) {
             let Some((slot, line)) = self.best_waiting_for(a) else {
                 break;
             };
@@ -1642,7 +1641,7 @@ impl Router {
     /// The best waiting contact this agent may take now, by slot and line: the heads of the
     /// classes it qualifies for, and its own preferred line.
     fn best_waiting_for(&self, a: AgentIdx) -> Option<(Slot, LineRef)> {
-        let agent = &self.agents[a as usize];
+        let (agent, seat) = (&self.agents[a as usize], &self.seats[a as usize]);
         let voice_blocks = self.voice_blocks();
         let mut best: Option<Candidate> = None;
         for &ci in &agent.classes {
@@ -1658,7 +1657,7 @@ impl Router {
                 line: LineRef::Class(ci),
             };
             if best.is_some_and(|b| !self.serves_before(&candidate, &b))
-                || !agent.can_take(self.class_channels[ci as usize], voice_blocks)
+                || !seat.can_take(self.class_channels[ci as usize], voice_blocks)
             {
                 continue;
             }
@@ -1685,7 +1684,7 @@ impl Router {
                 break;
             }
             let c = self.contacts.at(place.slot);
-            if agent.can_take(c.channel, voice_blocks)
+            if seat.can_take(c.channel, voice_blocks)
                 && self.qualifies(a, c.class)
                 && !c.refused_by(a, self.now)
             {
@@ -1712,34 +1711,35 @@ impl Router {
         let voice_blocks = self.voice_blocks();
         let Router {
             agents,
-            epochs,
+            seats,
             classes,
             class_channels,
             plan,
             ..
         } = self;
-        let agent = &agents[a as usize];
-        epochs[a as usize] = epochs[a as usize].wrapping_add(1);
-        let epoch = epochs[a as usize];
-        if agent.presence != Presence::Available
-            || agent.awaiting_fill
-            || !agent.can_take_any(voice_blocks)
-        {
+        seats[a as usize].bump();
+        let seat = seats[a as usize];
+        if seat.awaiting_fill || !seat.can_take_any(voice_blocks) {
             return;
         }
+        let agent = &agents[a as usize];
+        let epoch = seat.epoch;
         for &ci in &agent.classes {
             let class = &mut classes[ci as usize];
-            if !agent.can_take(class_channels[ci as usize], voice_blocks) {
+            if !seat.can_take(class_channels[ci as usize], voice_blocks) {
                 continue;
             }
-            let key = ready_key(plan.queue(class.queue).selection, &class.requirement, agent);
+            let selection = plan.queue(class.queue).selection;
+            let key = ready_key(selection, &class.requirement, agent, &seat);
             class.ready.push(ReadyEntry {
                 key,
                 agent: a,
                 epoch,
             });
             if class.ready.len() > 2 * class.qualified as usize + 16 {
-                class.ready.retain(|e| epochs[e.agent as usize] == e.epoch);
+                class
+                    .ready
+                    .retain(|e| seats[e.agent as usize].epoch == e.epoch);
             }
         }
     }
@@ -1747,8 +1747,9 @@ impl Router {
     /// Marks the agent as having a freed slot it has not yet used (see `Agent::awaiting_fill`)
     /// and makes its ready entries stale.
     fn await_fill(&mut self, a: AgentIdx) {
-        self.agents[a as usize].awaiting_fill = true;
-        self.epochs[a as usize] = self.epochs[a as usize].wrapping_add(1);
+        let seat = &mut self.seats[a as usize];
+        seat.awaiting_fill = true;
+        seat.bump();
     }
 
     fn qualifies(&self, a: AgentIdx, ci: ClassIdx) -> bool {
@@ -1838,12 +1839,13 @@ impl Router {
             agent.classes.push(ci);
             let class = &mut self.classes[ci as usize];
             class.qualified += 1;
-            if !agent.awaiting_fill && agent.can_take(channel, voice_blocks) {
-                let key = ready_key(selection, &class.requirement, agent);
+            let seat = &self.seats[a as usize];
+            if !seat.awaiting_fill && seat.can_take(channel, voice_blocks) {
+                let key = ready_key(selection, &class.requirement, agent, seat);
                 ready.push(ReadyEntry {
                     key,
                     agent: a,
-                    epoch: self.epochs[a as usize],
+                    epoch: seat.epoch,
                 });
             }
         }
@@ -1957,7 +1959,7 @@ impl Router {
                 let this = |w: &WrapUp| w.contact == id && w.until == t.at;
                 if let Some(i) = agent.wrap_ups.iter().position(this) {
                     let w = agent.wrap_ups.swap_remove(i);
-                    agent.free_slot(w.channel, self.now);
+                    self.seats[a as usize].free_slot(w.channel, self.now);
                     self.actions.push(Action::WrapUpEnded {
                         agent: agent.profile.id.clone(),
                         contact: id,
@@ -2172,7 +2174,7 @@ impl Router {
             presence: agent.presence.clone(),
             activity,
             profile: agent.profile.clone(),
-            load: agent.load,
+            load: self.seats[a as usize].load,
             offers: agent.offers.clone(),
             assigned: agent.assigned.clone(),
             wrap_ups: agent.wrap_ups.iter().map(|w| w.contact).collect(),
@@ -2200,7 +2202,7 @@ impl Router {
                 oldest = Some(oldest.map_or(t, |o| o.min(t)));
             }
             for e in class.ready.entries() {
-                if self.epochs[e.agent as usize] == e.epoch {
+                if self.seats[e.agent as usize].epoch == e.epoch {
                     ready.push(e.agent);
                 }
             }
@@ -2304,10 +2306,19 @@ impl Router {
             for w in &agent.wrap_ups {
                 load[i][w.channel.index()] += 1;
             }
-            if load[i] != agent.load {
+            let seat = &self.seats[i];
+            if load[i] != seat.load {
                 return Err(format!(
                     "agent {} load {:?} but holds {:?}",
-                    agent.profile.id, agent.load, load[i]
+                    agent.profile.id, seat.load, load[i]
+                ));
+            }
+            if seat.available != (agent.presence == Presence::Available)
+                || seat.capacity != agent.profile.capacity
+            {
+                return Err(format!(
+                    "agent {} seat {seat:?} out of step with presence {:?}, capacity {:?}",
+                    agent.profile.id, agent.presence, agent.profile.capacity
                 ));
             }
             for id in agent.offers.iter().chain(&agent.assigned) {
@@ -2334,7 +2345,7 @@ impl Router {
         };
         let held_for_other = matches!(line, LineRef::Preferred(p) if p != a);
         !held_for_other
-            && self.agents[a as usize].can_take(c.channel, self.voice_blocks())
+            && self.seats[a as usize].can_take(c.channel, self.voice_blocks())
             && self.qualifies(a, c.class)
             && !c.refused_by(a, self.now)
     }
@@ -2344,17 +2355,17 @@ impl Router {
 /// integer (smaller first): the idle-since time in the low bits breaks ties by longest idle.
 /// Idle times are milliseconds on the driver's epoch (Unix time fits in 41 bits), so 44 bits of
 /// them leave room for the occupancy (in millionths, 20 bits) or the skill score (16 bits).
-fn ready_key(selection: Selection, requirement: &Requirement, agent: &Agent) -> u64 {
+fn ready_key(selection: Selection, requirement: &Requirement, agent: &Agent, seat: &Seat) -> u64 {
     const IDLE_44: u64 = (1 << 44) - 1;
     const IDLE_48: u64 = (1 << 48) - 1;
     match selection {
-        Selection::LongestIdle => agent.idle_since,
+        Selection::LongestIdle => seat.idle_since,
         Selection::MostSkilled => {
             let score = u64::from(requirement.score(&agent.profile.skills)).min(0xFFFF);
-            ((0xFFFF - score) << 48) | (agent.idle_since & IDLE_48)
+            ((0xFFFF - score) << 48) | (seat.idle_since & IDLE_48)
         }
         Selection::LeastOccupied => {
-            (agent.occupancy_ppm().min(0xF_FFFF) << 44) | (agent.idle_since & IDLE_44)
+            (seat.occupancy_ppm().min(0xF_FFFF) << 44) | (seat.idle_since & IDLE_44)
         }
     }
 }
