@@ -7,9 +7,9 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 /// Milliseconds on a monotonic epoch chosen by whoever drives the router.
 ///
@@ -29,15 +29,17 @@ impl fmt::Display for ContactId {
 
 /// An agent's login name, as it appears in config, the agent protocol and metrics.
 ///
-/// Reference counted because it is copied into every offer and action; cloning costs an atomic
-/// increment, not an allocation.
+/// Copied into every offer and action, so a clone must be cheap: names up to 23 bytes (nearly
+/// all logins) are kept inline and copied, longer ones are reference counted. Inline matters
+/// on the hot path: a reference count is one more cold cache line, and an atomic write, for
+/// every offer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AgentId(Arc<str>);
+pub struct AgentId(SmolStr);
 
 impl AgentId {
     /// Wraps a login name.
     pub fn new(name: impl AsRef<str>) -> Self {
-        AgentId(Arc::from(name.as_ref()))
+        AgentId(SmolStr::new(name.as_ref()))
     }
 
     /// The login name.
@@ -323,4 +325,23 @@ pub struct NewContact {
     /// An SLA policy classification chose instead of the queue's (a VIP customer's 30
     /// seconds in a queue that promises 4 hours).
     pub sla: Option<SlaPolicyId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_names_short_and_long_keep_their_text_and_identity() {
+        let short = "alice.m";
+        let long = "firstname.lastname@contact-center.example.com";
+        for name in [short, long] {
+            let id = AgentId::new(name);
+            let copy = id.clone();
+            assert_eq!((id.as_str(), copy.to_string().as_str()), (name, name));
+            assert_eq!(id, copy);
+        }
+        assert_ne!(AgentId::new(short), AgentId::new(long));
+        assert!(AgentId::new(short) < AgentId::new("bob"));
+    }
 }

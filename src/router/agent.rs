@@ -1,6 +1,8 @@
 //! The router's record of one agent: presence, load per channel, and the routing classes it
 //! qualifies for.
 
+use smallvec::SmallVec;
+
 use crate::model::{AgentProfile, Capacity, Channel, ContactId, Millis};
 
 use super::ClassIdx;
@@ -36,7 +38,6 @@ pub(crate) struct Agent {
     pub presence: Presence,
     /// Routing classes whose requirement this agent meets.
     pub classes: Vec<ClassIdx>,
-    pub offers: Vec<ContactId>,
     pub assigned: Vec<ContactId>,
     pub wrap_ups: Vec<WrapUp>,
     /// Consecutive offers that expired unanswered.
@@ -55,7 +56,6 @@ impl Agent {
             profile,
             presence: Presence::Offline,
             classes: Vec::new(),
-            offers: Vec::new(),
             assigned: Vec::new(),
             wrap_ups: Vec::new(),
             missed_in_row: 0,
@@ -75,11 +75,13 @@ impl Agent {
     }
 }
 
-/// What routing reads of an agent on nearly every decision, kept apart from its record in one
-/// dense array: whether it may take a contact of a channel now, and where it ranks in a ready
-/// line. 32 bytes, two to a cache line: checking a ready entry and making an offer touch this,
-/// not the record (several cache lines of profile, lists and presence, read far less often).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What routing reads and writes of an agent on nearly every decision, kept apart from its
+/// record in one dense array: whether it may take a contact of a channel now, where it ranks
+/// in a ready line, and its outstanding offers. One cache line: checking a ready entry and
+/// making an offer touch this, not the record (several cache lines of profile, lists and
+/// presence, read far less often).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(align(64))]
 pub(crate) struct Seat {
     /// Bumped on every change that affects the agent's readiness or its selection key: a ready
     /// entry with an older epoch is stale. 32 bits keep ready entries at 16 bytes.
@@ -99,6 +101,9 @@ pub(crate) struct Seat {
     /// to the back of the line. Never older than any ready entry pushed before it, which keeps
     /// longest-idle lines sorted by entry.
     pub idle_since: Millis,
+    /// Outstanding offers, in the order made; the first two inline (a voice agent has at most
+    /// one), more on the heap.
+    pub offers: SmallVec<[ContactId; 2]>,
 }
 
 impl Seat {
@@ -111,6 +116,14 @@ impl Seat {
             load: [0; 6],
             capacity: Capacity([0; 6]),
             idle_since: now,
+            offers: SmallVec::new(),
+        }
+    }
+
+    /// Forgets an outstanding offer (accepted, refused, expired or revoked).
+    pub fn withdraw_offer(&mut self, contact: ContactId) {
+        if let Some(i) = self.offers.iter().position(|&c| c == contact) {
+            self.offers.remove(i);
         }
     }
 

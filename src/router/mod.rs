@@ -438,6 +438,9 @@ pub struct Router {
     /// and idle time, apart from the records so that routing decisions read 32 bytes of a
     /// dense array, not a cold record (see `agent::Seat`).
     seats: Vec<Seat>,
+    /// Each agent's name (as in its profile, which never changes for an index), apart from the
+    /// records: every offer copies it into the action.
+    names: Vec<AgentId>,
     agent_index: FxHashMap<AgentId, AgentIdx>,
     classes: Vec<Class>,
     /// Each class's head of line, kept apart from the classes themselves so that an agent
@@ -567,6 +570,7 @@ impl Router {
             contacts: Contacts::default(),
             agents: Vec::new(),
             seats: Vec::new(),
+            names: Vec::new(),
             agent_index: FxHashMap::default(),
             classes: Vec::new(),
             class_heads: Vec::new(),
@@ -918,8 +922,8 @@ impl Router {
             }
             Whereabouts::Offered { agent, .. } => {
                 self.seats[agent as usize].free_slot(channel, self.now);
-                let ag = &mut self.agents[agent as usize];
-                remove_item(&mut ag.offers, &id);
+                self.seats[agent as usize].withdraw_offer(id);
+                let ag = &self.agents[agent as usize];
                 self.counters[usize::from(queue.0)].offers_revoked += 1;
                 self.actions.push(Action::RevokeOffer {
                     contact: id,
@@ -1078,12 +1082,11 @@ impl Router {
         seat.take_slot(c.channel);
         seat.idle_since = self.now;
         seat.bump();
-        let agent = &mut self.agents[a as usize];
-        agent.offers.push(id);
+        seat.offers.push(id);
         self.counters[usize::from(c.queue.0)].offers += 1;
         self.actions.push(Action::Offer {
             contact: id,
-            agent: agent.profile.id.clone(),
+            agent: self.names[a as usize].clone(),
             queue: c.queue,
             channel: c.channel,
             priority: c.priority,
@@ -1108,7 +1111,7 @@ impl Router {
             now - c.queue_entered_at,
         );
         let agent = &mut self.agents[a as usize];
-        remove_item(&mut agent.offers, &id);
+        self.seats[a as usize].withdraw_offer(id);
         agent.assigned.push(id);
         agent.missed_in_row = 0;
         if first_answer {
@@ -1148,7 +1151,7 @@ impl Router {
         c.excluded.retain(|r| r.agent != a);
         c.excluded.push(Refusal { agent: a, until });
         let (channel, slot) = (c.channel, c.slot);
-        remove_item(&mut self.agents[a as usize].offers, &id);
+        self.seats[a as usize].withdraw_offer(id);
         self.seats[a as usize].free_slot(channel, self.now);
         self.await_fill(a);
         if let Some(at) = until {
@@ -1450,6 +1453,7 @@ impl Router {
         agent.known = false;
         self.agents.push(agent);
         self.seats.push(Seat::new(self.now));
+        self.names.push(id.clone());
         self.agent_index.insert(id.clone(), a);
         a
     }
@@ -1498,7 +1502,7 @@ impl Router {
         self.agents[a as usize].classes = classes;
         // Offers the agent no longer qualifies or has room for go back to the queue; assigned
         // contacts stay.
-        for id in self.agents[a as usize].offers.clone() {
+        for id in self.seats[a as usize].offers.clone() {
             let c = &self.contacts[&id];
             let seat = &self.seats[a as usize];
             let over = seat.load[c.channel.index()] > seat.capacity.of(c.channel);
@@ -1547,7 +1551,7 @@ impl Router {
 
     /// Returns every outstanding offer of an agent that is no longer available to the queue.
     fn revoke_offers(&mut self, a: AgentIdx) {
-        let ids = self.agents[a as usize].offers.clone();
+        let ids = self.seats[a as usize].offers.to_vec();
         for &id in &ids {
             self.detach(id, RevokeReason::AgentUnavailable, false);
         }
@@ -1718,7 +1722,7 @@ impl Router {
             ..
         } = self;
         seats[a as usize].bump();
-        let seat = seats[a as usize];
+        let seat = &seats[a as usize];
         if seat.awaiting_fill || !seat.can_take_any(voice_blocks) {
             return;
         }
@@ -1730,7 +1734,7 @@ impl Router {
                 continue;
             }
             let selection = plan.queue(class.queue).selection;
-            let key = ready_key(selection, &class.requirement, agent, &seat);
+            let key = ready_key(selection, &class.requirement, agent, seat);
             class.ready.push(ReadyEntry {
                 key,
                 agent: a,
@@ -2159,11 +2163,11 @@ impl Router {
     /// An agent the router has seen log in.
     pub fn agent(&self, id: &AgentId) -> Option<AgentView> {
         let a = self.agent_idx(id).ok()?;
-        let agent = &self.agents[a as usize];
+        let (agent, seat) = (&self.agents[a as usize], &self.seats[a as usize]);
         let activity = match &agent.presence {
             Presence::Offline => AgentActivity::Offline,
             Presence::Away { reason } => AgentActivity::Away(reason.clone()),
-            Presence::Available if !agent.offers.is_empty() || !agent.assigned.is_empty() => {
+            Presence::Available if !seat.offers.is_empty() || !agent.assigned.is_empty() => {
                 AgentActivity::Busy
             }
             Presence::Available if !agent.wrap_ups.is_empty() => AgentActivity::WrapUp,
@@ -2175,7 +2179,7 @@ impl Router {
             activity,
             profile: agent.profile.clone(),
             load: self.seats[a as usize].load,
-            offers: agent.offers.clone(),
+            offers: seat.offers.to_vec(),
             assigned: agent.assigned.clone(),
             wrap_ups: agent.wrap_ups.iter().map(|w| w.contact).collect(),
             missed_in_row: agent.missed_in_row,
@@ -2277,8 +2281,9 @@ impl Router {
                 }
                 Whereabouts::Offered { agent, .. } | Whereabouts::Assigned { agent } => {
                     let ag = &self.agents[agent as usize];
-                    let list = if matches!(c.whereabouts, Whereabouts::Offered { .. }) {
-                        &ag.offers
+                    let list: &[ContactId] = if matches!(c.whereabouts, Whereabouts::Offered { .. })
+                    {
+                        &self.seats[agent as usize].offers
                     } else {
                         &ag.assigned
                     };
@@ -2321,7 +2326,7 @@ impl Router {
                     agent.profile.id, agent.presence, agent.profile.capacity
                 ));
             }
-            for id in agent.offers.iter().chain(&agent.assigned) {
+            for id in seat.offers.iter().chain(&agent.assigned) {
                 if !self.contacts.contains_key(id) {
                     return Err(format!(
                         "agent {} holds departed contact {id}",
