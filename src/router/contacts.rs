@@ -42,7 +42,7 @@ impl Hasher for IdHasher {
         let id = id ^ self.0.rotate_left(5);
         let run = (id / RUN).wrapping_mul(MIX);
         let block = (run ^ (run >> 32)).wrapping_mul(RUN);
-        self.0 = ((block | id % RUN) & !TOP_SEVEN) | (id.wrapping_mul(MIX) & TOP_SEVEN);
+        self.0 = ((block | (id % RUN)) & !TOP_SEVEN) | (id.wrapping_mul(MIX) & TOP_SEVEN);
     }
 
     /// Not used by `ContactId` (which hashes as one `u64`); folds bytes in for completeness.
