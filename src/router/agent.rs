@@ -1,9 +1,7 @@
 //! The router's record of one agent: presence, load per channel, and the routing classes it
 //! qualifies for.
 
-use smallvec::SmallVec;
-
-use crate::model::{AgentProfile, Capacity, Channel, ContactId, Millis};
+use crate::model::{AgentId, AgentProfile, Capacity, Channel, ContactId, Millis};
 
 use super::ClassIdx;
 use super::line::Line;
@@ -38,6 +36,9 @@ pub(crate) struct Agent {
     pub presence: Presence,
     /// Routing classes whose requirement this agent meets.
     pub classes: Vec<ClassIdx>,
+    /// Outstanding offers after the seat's first, in the order made (only a multitasking agent
+    /// has any).
+    pub more_offers: Vec<ContactId>,
     pub assigned: Vec<ContactId>,
     pub wrap_ups: Vec<WrapUp>,
     /// Consecutive offers that expired unanswered.
@@ -56,6 +57,7 @@ impl Agent {
             profile,
             presence: Presence::Offline,
             classes: Vec::new(),
+            more_offers: Vec::new(),
             assigned: Vec::new(),
             wrap_ups: Vec::new(),
             missed_in_row: 0,
@@ -77,9 +79,9 @@ impl Agent {
 
 /// What routing reads and writes of an agent on nearly every decision, kept apart from its
 /// record in one dense array: whether it may take a contact of a channel now, where it ranks
-/// in a ready line, and its outstanding offers. One cache line: checking a ready entry and
-/// making an offer touch this, not the record (several cache lines of profile, lists and
-/// presence, read far less often).
+/// in a ready line, its first outstanding offer and its name (copied into every offer). One
+/// cache line: checking a ready entry and making an offer touch this, not the record (several
+/// cache lines of profile, lists and presence, read far less often).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(align(64))]
 pub(crate) struct Seat {
@@ -101,14 +103,23 @@ pub(crate) struct Seat {
     /// to the back of the line. Never older than any ready entry pushed before it, which keeps
     /// longest-idle lines sorted by entry.
     pub idle_since: Millis,
-    /// Outstanding offers, in the order made; the first two inline (a voice agent has at most
-    /// one), more on the heap.
-    pub offers: SmallVec<[ContactId; 2]>,
+    /// The oldest outstanding offer, [`NO_OFFER`] when none; the others are in the record's
+    /// `more_offers` (a voice agent never has more than one). An id rather than an `Option`
+    /// keeps the seat in one cache line.
+    first_offer: ContactId,
+    /// The record's `more_offers` is not empty: releasing the first offer looks there only then.
+    more_offers: bool,
+    /// The agent's login name (as in its profile, which never changes for a seat).
+    pub name: AgentId,
 }
+
+/// The id a seat's first offer holds when there is none: reserved, never a contact's (see
+/// `RouterError::ReservedContactId`).
+pub(crate) const NO_OFFER: ContactId = ContactId(u64::MAX);
 
 impl Seat {
     /// The seat of an agent not yet logged in: unavailable, no capacity.
-    pub fn new(now: Millis) -> Self {
+    pub fn new(name: AgentId, now: Millis) -> Self {
         Seat {
             epoch: 0,
             available: false,
@@ -116,15 +127,48 @@ impl Seat {
             load: [0; 6],
             capacity: Capacity([0; 6]),
             idle_since: now,
-            offers: SmallVec::new(),
+            first_offer: NO_OFFER,
+            more_offers: false,
+            name,
         }
     }
 
-    /// Forgets an outstanding offer (accepted, refused, expired or revoked).
-    pub fn withdraw_offer(&mut self, contact: ContactId) {
-        if let Some(i) = self.offers.iter().position(|&c| c == contact) {
-            self.offers.remove(i);
+    /// Records an offer made to the agent; `more` is its record's `more_offers`, touched only
+    /// when an offer is already outstanding.
+    pub fn hold_offer(&mut self, contact: ContactId, more: &mut Vec<ContactId>) {
+        if self.first_offer == NO_OFFER {
+            self.first_offer = contact;
+        } else {
+            more.push(contact);
+            self.more_offers = true;
         }
+    }
+
+    /// Forgets an outstanding offer (accepted, refused, expired or revoked); `more` as above.
+    pub fn release_offer(&mut self, contact: ContactId, more: &mut Vec<ContactId>) {
+        if !self.more_offers {
+            if self.first_offer == contact {
+                self.first_offer = NO_OFFER;
+            }
+            return;
+        }
+        if self.first_offer == contact {
+            self.first_offer = more.remove(0);
+        } else if let Some(i) = more.iter().position(|&c| c == contact) {
+            more.remove(i);
+        }
+        self.more_offers = !more.is_empty();
+    }
+
+    /// Outstanding offers in the order made; `more` is the record's `more_offers`.
+    pub fn offers(&self, more: &[ContactId]) -> Vec<ContactId> {
+        let first = (self.first_offer != NO_OFFER).then_some(self.first_offer);
+        first.into_iter().chain(more.iter().copied()).collect()
+    }
+
+    /// True when an offer is outstanding.
+    pub fn has_offers(&self) -> bool {
+        self.first_offer != NO_OFFER
     }
 
     /// Makes every ready entry pushed so far stale.
@@ -169,5 +213,49 @@ pub(crate) fn remove_item<T: PartialEq>(list: &mut Vec<T>, item: &T) -> bool {
             true
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seat_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Seat>(), 64);
+    }
+
+    #[test]
+    fn offers_are_listed_in_the_order_made_whichever_is_released() {
+        let mut seat = Seat::new(AgentId::new("alice"), 0);
+        let mut more = Vec::new();
+        assert!(!seat.has_offers());
+        for id in [7, 3, 9] {
+            seat.hold_offer(ContactId(id), &mut more);
+        }
+        assert_eq!(seat.offers(&more), [7, 3, 9].map(ContactId));
+        seat.release_offer(ContactId(7), &mut more);
+        assert_eq!(seat.offers(&more), [3, 9].map(ContactId));
+        seat.release_offer(ContactId(9), &mut more);
+        seat.hold_offer(ContactId(4), &mut more);
+        assert_eq!(seat.offers(&more), [3, 4].map(ContactId));
+        seat.release_offer(ContactId(3), &mut more);
+        seat.release_offer(ContactId(4), &mut more);
+        seat.release_offer(ContactId(5), &mut more);
+        assert!(!seat.has_offers());
+        assert!(more.is_empty());
+    }
+
+    #[test]
+    fn a_single_offer_never_touches_the_record_list() {
+        let mut seat = Seat::new(AgentId::new("bob"), 0);
+        let mut more = Vec::new();
+        seat.hold_offer(ContactId(1), &mut more);
+        seat.release_offer(ContactId(1), &mut more);
+        seat.hold_offer(ContactId(2), &mut more);
+        assert_eq!(
+            (seat.offers(&more), more.capacity()),
+            (vec![ContactId(2)], 0)
+        );
     }
 }

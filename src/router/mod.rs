@@ -351,6 +351,9 @@ pub enum RouterError {
     /// A contact with this id is already in the router.
     #[error("contact {0} is already queued")]
     DuplicateContact(ContactId),
+    /// The id is reserved by the router (`u64::MAX` marks "no contact" in its records).
+    #[error("contact id {0} is reserved")]
+    ReservedContactId(ContactId),
     /// No contact with this id is in the router.
     #[error("unknown contact {0}")]
     UnknownContact(ContactId),
@@ -438,9 +441,6 @@ pub struct Router {
     /// and idle time, apart from the records so that routing decisions read 32 bytes of a
     /// dense array, not a cold record (see `agent::Seat`).
     seats: Vec<Seat>,
-    /// Each agent's name (as in its profile, which never changes for an index), apart from the
-    /// records: every offer copies it into the action.
-    names: Vec<AgentId>,
     agent_index: FxHashMap<AgentId, AgentIdx>,
     classes: Vec<Class>,
     /// Each class's head of line, kept apart from the classes themselves so that an agent
@@ -570,7 +570,6 @@ impl Router {
             contacts: Contacts::default(),
             agents: Vec::new(),
             seats: Vec::new(),
-            names: Vec::new(),
             agent_index: FxHashMap::default(),
             classes: Vec::new(),
             class_heads: Vec::new(),
@@ -747,6 +746,10 @@ impl Router {
         if usize::from(nc.queue.0) >= self.plan.queues.len() {
             return Err(RouterError::UnknownQueue(nc.queue));
         }
+        // The router's records use the largest id for "no contact" (a seat with no offer).
+        if nc.id.0 == u64::MAX {
+            return Err(RouterError::ReservedContactId(nc.id));
+        }
         if self.contacts.contains_key(&nc.id) {
             return Err(RouterError::DuplicateContact(nc.id));
         }
@@ -922,7 +925,7 @@ impl Router {
             }
             Whereabouts::Offered { agent, .. } => {
                 self.seats[agent as usize].free_slot(channel, self.now);
-                self.seats[agent as usize].withdraw_offer(id);
+                self.release_offer(agent, id);
                 let ag = &self.agents[agent as usize];
                 self.counters[usize::from(queue.0)].offers_revoked += 1;
                 self.actions.push(Action::RevokeOffer {
@@ -1082,11 +1085,11 @@ impl Router {
         seat.take_slot(c.channel);
         seat.idle_since = self.now;
         seat.bump();
-        seat.offers.push(id);
+        seat.hold_offer(id, &mut self.agents[a as usize].more_offers);
         self.counters[usize::from(c.queue.0)].offers += 1;
         self.actions.push(Action::Offer {
             contact: id,
-            agent: self.names[a as usize].clone(),
+            agent: seat.name.clone(),
             queue: c.queue,
             channel: c.channel,
             priority: c.priority,
@@ -1110,8 +1113,8 @@ impl Router {
             now - c.arrived_at.min(now),
             now - c.queue_entered_at,
         );
+        self.release_offer(a, id);
         let agent = &mut self.agents[a as usize];
-        self.seats[a as usize].withdraw_offer(id);
         agent.assigned.push(id);
         agent.missed_in_row = 0;
         if first_answer {
@@ -1151,7 +1154,7 @@ impl Router {
         c.excluded.retain(|r| r.agent != a);
         c.excluded.push(Refusal { agent: a, until });
         let (channel, slot) = (c.channel, c.slot);
-        self.seats[a as usize].withdraw_offer(id);
+        self.release_offer(a, id);
         self.seats[a as usize].free_slot(channel, self.now);
         self.await_fill(a);
         if let Some(at) = until {
@@ -1452,8 +1455,7 @@ impl Router {
         let mut agent = Agent::new(profile);
         agent.known = false;
         self.agents.push(agent);
-        self.seats.push(Seat::new(self.now));
-        self.names.push(id.clone());
+        self.seats.push(Seat::new(id.clone(), self.now));
         self.agent_index.insert(id.clone(), a);
         a
     }
@@ -1502,7 +1504,7 @@ impl Router {
         self.agents[a as usize].classes = classes;
         // Offers the agent no longer qualifies or has room for go back to the queue; assigned
         // contacts stay.
-        for id in self.seats[a as usize].offers.clone() {
+        for id in self.offers_of(a) {
             let c = &self.contacts[&id];
             let seat = &self.seats[a as usize];
             let over = seat.load[c.channel.index()] > seat.capacity.of(c.channel);
@@ -1551,7 +1553,7 @@ impl Router {
 
     /// Returns every outstanding offer of an agent that is no longer available to the queue.
     fn revoke_offers(&mut self, a: AgentIdx) {
-        let ids = self.seats[a as usize].offers.to_vec();
+        let ids = self.offers_of(a);
         for &id in &ids {
             self.detach(id, RevokeReason::AgentUnavailable, false);
         }
@@ -1754,6 +1756,17 @@ impl Router {
         let seat = &mut self.seats[a as usize];
         seat.awaiting_fill = true;
         seat.bump();
+    }
+
+    /// Forgets an offer outstanding with an agent.
+    fn release_offer(&mut self, a: AgentIdx, id: ContactId) {
+        let more = &mut self.agents[a as usize].more_offers;
+        self.seats[a as usize].release_offer(id, more);
+    }
+
+    /// An agent's outstanding offers, in the order made.
+    fn offers_of(&self, a: AgentIdx) -> Vec<ContactId> {
+        self.seats[a as usize].offers(&self.agents[a as usize].more_offers)
     }
 
     fn qualifies(&self, a: AgentIdx, ci: ClassIdx) -> bool {
@@ -2167,7 +2180,7 @@ impl Router {
         let activity = match &agent.presence {
             Presence::Offline => AgentActivity::Offline,
             Presence::Away { reason } => AgentActivity::Away(reason.clone()),
-            Presence::Available if !seat.offers.is_empty() || !agent.assigned.is_empty() => {
+            Presence::Available if seat.has_offers() || !agent.assigned.is_empty() => {
                 AgentActivity::Busy
             }
             Presence::Available if !agent.wrap_ups.is_empty() => AgentActivity::WrapUp,
@@ -2179,7 +2192,7 @@ impl Router {
             activity,
             profile: agent.profile.clone(),
             load: self.seats[a as usize].load,
-            offers: seat.offers.to_vec(),
+            offers: self.offers_of(a),
             assigned: agent.assigned.clone(),
             wrap_ups: agent.wrap_ups.iter().map(|w| w.contact).collect(),
             missed_in_row: agent.missed_in_row,
@@ -2281,9 +2294,10 @@ impl Router {
                 }
                 Whereabouts::Offered { agent, .. } | Whereabouts::Assigned { agent } => {
                     let ag = &self.agents[agent as usize];
+                    let offers = self.offers_of(agent);
                     let list: &[ContactId] = if matches!(c.whereabouts, Whereabouts::Offered { .. })
                     {
-                        &self.seats[agent as usize].offers
+                        &offers
                     } else {
                         &ag.assigned
                     };
@@ -2312,6 +2326,9 @@ impl Router {
                 load[i][w.channel.index()] += 1;
             }
             let seat = &self.seats[i];
+            if !seat.has_offers() && !agent.more_offers.is_empty() {
+                return Err(format!("agent {} has later offers but no first", seat.name));
+            }
             if load[i] != seat.load {
                 return Err(format!(
                     "agent {} load {:?} but holds {:?}",
@@ -2326,7 +2343,7 @@ impl Router {
                     agent.profile.id, agent.presence, agent.profile.capacity
                 ));
             }
-            for id in seat.offers.iter().chain(&agent.assigned) {
+            for id in self.offers_of(i as AgentIdx).iter().chain(&agent.assigned) {
                 if !self.contacts.contains_key(id) {
                     return Err(format!(
                         "agent {} holds departed contact {id}",

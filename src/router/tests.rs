@@ -1058,6 +1058,13 @@ fn events_that_do_not_fit_the_state_are_refused_without_changing_it() {
     assert_eq!(
         r.handle(
             0,
+            Event::ContactQueued(new_contact(u64::MAX, SUPPORT, Channel::Voice, 0))
+        ),
+        Err(RouterError::ReservedContactId(ContactId(u64::MAX)))
+    );
+    assert_eq!(
+        r.handle(
+            0,
             Event::OfferAccepted {
                 contact: ContactId(1),
                 agent: "bob".into()
