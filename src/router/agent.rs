@@ -1,9 +1,11 @@
-//! The router's record of one agent: presence, load per channel, and the routing classes it
-//! qualifies for.
+//! The router's record of one agent (profile, presence, the routing classes it qualifies for,
+//! its assigned contacts and wrap-ups) and its seat: the few fields routing reads on nearly
+//! every decision (availability, load per channel, idle time, first offer, name), kept dense.
 
 use crate::model::{AgentId, AgentProfile, Capacity, Channel, ContactId, Millis};
 
 use super::ClassIdx;
+use super::contacts::NO_CONTACT;
 use super::line::Line;
 
 /// What the agent has said about itself.
@@ -108,14 +110,13 @@ pub(crate) struct Seat {
     /// keeps the seat in one cache line.
     first_offer: ContactId,
     /// The record's `more_offers` is not empty: releasing the first offer looks there only then.
-    more_offers: bool,
+    has_more_offers: bool,
     /// The agent's login name (as in its profile, which never changes for a seat).
     pub name: AgentId,
 }
 
-/// The id a seat's first offer holds when there is none: reserved, never a contact's (see
-/// `RouterError::ReservedContactId`).
-pub(crate) const NO_OFFER: ContactId = ContactId(u64::MAX);
+/// What a seat's first offer holds when there is none (reserved: never a contact's id).
+const NO_OFFER: ContactId = NO_CONTACT;
 
 impl Seat {
     /// The seat of an agent not yet logged in: unavailable, no capacity.
@@ -128,7 +129,7 @@ impl Seat {
             capacity: Capacity([0; 6]),
             idle_since: now,
             first_offer: NO_OFFER,
-            more_offers: false,
+            has_more_offers: false,
             name,
         }
     }
@@ -140,13 +141,13 @@ impl Seat {
             self.first_offer = contact;
         } else {
             more.push(contact);
-            self.more_offers = true;
+            self.has_more_offers = true;
         }
     }
 
     /// Forgets an outstanding offer (accepted, refused, expired or revoked); `more` as above.
     pub fn release_offer(&mut self, contact: ContactId, more: &mut Vec<ContactId>) {
-        if !self.more_offers {
+        if !self.has_more_offers {
             if self.first_offer == contact {
                 self.first_offer = NO_OFFER;
             }
@@ -157,7 +158,7 @@ impl Seat {
         } else if let Some(i) = more.iter().position(|&c| c == contact) {
             more.remove(i);
         }
-        self.more_offers = !more.is_empty();
+        self.has_more_offers = !more.is_empty();
     }
 
     /// Outstanding offers in the order made; `more` is the record's `more_offers`.
@@ -169,6 +170,18 @@ impl Seat {
     /// True when an offer is outstanding.
     pub fn has_offers(&self) -> bool {
         self.first_offer != NO_OFFER
+    }
+
+    /// What is wrong with the seat's offer bookkeeping against the record's `more_offers`, if
+    /// anything (for `Router::audit`).
+    pub fn offers_out_of_step(&self, more: &[ContactId]) -> Option<String> {
+        if self.has_more_offers == more.is_empty() || (!self.has_offers() && !more.is_empty()) {
+            return Some(format!(
+                "first offer {:?}, more flag {}, more {more:?}",
+                self.first_offer, self.has_more_offers
+            ));
+        }
+        None
     }
 
     /// Makes every ready entry pushed so far stale.

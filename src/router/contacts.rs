@@ -23,25 +23,29 @@ use super::contact::Contact;
 /// contacts. Here each run of [`RUN`] consecutive ids shares one scattered block of buckets,
 /// in order, so arrivals mostly land where the previous one has just warmed the memory.
 ///
-/// Why not keep the ids' low bits whole (one long run): a backlog of old contacts then fills one
-/// dense stretch of the table, and every newer id whose low bits fall in it probes to the
-/// stretch's end, dozens of groups (measured: the lookup became the costliest step of an
+/// Why short runs: with the ids' low bits kept whole (one long run), a backlog of old contacts
+/// fills one dense stretch of the table, and every newer id whose low bits fall in it probes to
+/// the stretch's end, dozens of groups (measured: the lookup became the costliest step of an
+/// arrival). And a run as long as a probe group (16 on x86) fills whole groups, where the
+/// table can only mark a departure as a tombstone, which it clears by rehashing everything
+/// (callgrind counted twice the rehash work at 16 as at 8; 4, 8 and 16 took the same time per
 /// arrival). Scattered short runs leave the table's occupancy random, as a mixing hash does.
-/// The top seven bits, which the table compares first to tell the keys of a group apart, are
-/// mixed from the whole id.
+/// The run's block comes from a folded 128-bit product, so every bit of the id reaches it (ids
+/// that differ only in a high prefix do not collide), and the top seven bits, which the table
+/// compares first to tell the keys of a group apart, are mixed from the whole id.
 #[derive(Default)]
 pub(crate) struct IdHasher(u64);
 
-/// Consecutive ids kept together: one probe group of the table.
-const RUN: u64 = 16;
+/// Consecutive ids kept together: 128 bytes of buckets, half an x86 probe group.
+const RUN: u64 = 8;
 
 impl Hasher for IdHasher {
     fn write_u64(&mut self, id: u64) {
         const TOP_SEVEN: u64 = 0x7F << 57;
         const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
         let id = id ^ self.0.rotate_left(5);
-        let run = (id / RUN).wrapping_mul(MIX);
-        let block = (run ^ (run >> 32)).wrapping_mul(RUN);
+        let product = u128::from(id / RUN) * u128::from(MIX);
+        let block = ((product as u64) ^ ((product >> 64) as u64)).wrapping_mul(RUN);
         self.0 = ((block | (id % RUN)) & !TOP_SEVEN) | (id.wrapping_mul(MIX) & TOP_SEVEN);
     }
 
@@ -60,7 +64,9 @@ impl Hasher for IdHasher {
 /// A contact's place in the store: valid while the contact is in the router; reused after.
 pub(crate) type Slot = u32;
 
-const VACANT: ContactId = ContactId(u64::MAX);
+/// The id of no contact: marks a vacant slot here and a seat without an offer. Reserved: the
+/// router refuses a contact with this id (`RouterError::ReservedContactId`).
+pub(crate) const NO_CONTACT: ContactId = ContactId(u64::MAX);
 
 /// Records per chunk: chunks never move, and at most one is partly empty.
 const CHUNK: usize = 1024;
@@ -69,7 +75,7 @@ const CHUNK: usize = 1024;
 pub(crate) struct Contacts {
     index: HashMap<ContactId, Slot, BuildHasherDefault<IdHasher>>,
     chunks: Vec<Box<[Option<Contact>]>>,
-    /// The id held in each slot, `VACANT` when none: tells a timer of a departed contact
+    /// The id held in each slot, `NO_CONTACT` when none: tells a timer of a departed contact
     /// from a live one by reading 8 bytes of a small array instead of a cold record.
     ids: Vec<ContactId>,
     /// Vacated slots, the most recently vacated last (taken first: its memory is warm).
@@ -98,7 +104,7 @@ impl Contacts {
                     .push(std::iter::repeat_with(|| None).take(CHUNK).collect());
             }
             self.used += 1;
-            self.ids.push(VACANT);
+            self.ids.push(NO_CONTACT);
         }
         self.ids[slot as usize] = contact.id;
         contact.slot = slot;
@@ -110,7 +116,7 @@ impl Contacts {
     pub fn remove(&mut self, id: &ContactId) -> Option<Contact> {
         let slot = self.index.remove(id)?;
         self.free.push(slot);
-        self.ids[slot as usize] = VACANT;
+        self.ids[slot as usize] = NO_CONTACT;
         self.entry(slot).take()
     }
 
@@ -164,8 +170,7 @@ impl Contacts {
             .filter(|c| c.id == id)
     }
 
-    /// True when the slot still holds this contact. May say yes for a departed contact whose
-    /// id is `u64::MAX`; callers use it to keep a timer, never to act on one.
+    /// True when the slot still holds this contact.
     pub fn holds(&self, slot: Slot, id: ContactId) -> bool {
         self.ids.get(slot as usize) == Some(&id)
     }
@@ -224,6 +229,11 @@ mod tests {
         let gaps =
             (0..64).filter(|r| index_bits((r + 1) * RUN).abs_diff(index_bits(r * RUN)) > 1 << 20);
         assert!(gaps.count() > 60);
+        // Every bit of the id reaches the block: ids that differ only in a high prefix (a
+        // shard or node tag) land apart.
+        for tag in [1 << 50, 1 << 56, 1 << 63] {
+            assert!(index_bits(tag | 42).abs_diff(index_bits(42)) > 1 << 20);
+        }
         // The bits compared first still tell neighbours apart, mostly.
         let tops: std::collections::HashSet<u64> = (0..64).map(|id| hash(id) >> 57).collect();
         assert!(tops.len() > 32, "{} distinct tags in 64 ids", tops.len());

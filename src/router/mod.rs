@@ -437,9 +437,10 @@ pub struct Router {
     now: Millis,
     contacts: Contacts,
     agents: Vec<Agent>,
-    /// Each agent's seat: its epoch (a ready entry with an older one is stale), load, capacity
-    /// and idle time, apart from the records so that routing decisions read 32 bytes of a
-    /// dense array, not a cold record (see `agent::Seat`).
+    /// Each agent's seat: its epoch (a ready entry with an older one is stale), availability,
+    /// load, capacity, idle time, first outstanding offer and name, apart from the records so
+    /// that routing decisions read one 64-byte line of a dense array, not a cold record (see
+    /// `agent::Seat`).
     seats: Vec<Seat>,
     agent_index: FxHashMap<AgentId, AgentIdx>,
     classes: Vec<Class>,
@@ -1750,7 +1751,7 @@ impl Router {
         }
     }
 
-    /// Marks the agent as having a freed slot it has not yet used (see `Agent::awaiting_fill`)
+    /// Marks the agent as having a freed slot it has not yet used (see `Seat::awaiting_fill`)
     /// and makes its ready entries stale.
     fn await_fill(&mut self, a: AgentIdx) {
         let seat = &mut self.seats[a as usize];
@@ -2326,8 +2327,11 @@ impl Router {
                 load[i][w.channel.index()] += 1;
             }
             let seat = &self.seats[i];
-            if !seat.has_offers() && !agent.more_offers.is_empty() {
-                return Err(format!("agent {} has later offers but no first", seat.name));
+            if let Some(problem) = seat.offers_out_of_step(&agent.more_offers) {
+                return Err(format!("agent {} offers: {problem}", agent.profile.id));
+            }
+            if seat.name != agent.profile.id {
+                return Err(format!("seat {} for agent {}", seat.name, agent.profile.id));
             }
             if load[i] != seat.load {
                 return Err(format!(
