@@ -26,10 +26,11 @@ use super::contact::Contact;
 /// Why short runs: with the ids' low bits kept whole (one long run), a backlog of old contacts
 /// fills one dense stretch of the table, and every newer id whose low bits fall in it probes to
 /// the stretch's end, dozens of groups (measured: the lookup became the costliest step of an
-/// arrival). And a run as long as a probe group (16 on x86) fills whole groups, where the
-/// table can only mark a departure as a tombstone, which it clears by rehashing everything
-/// (callgrind counted twice the rehash work at 16 as at 8; 4, 8 and 16 took the same time per
-/// arrival). Scattered short runs leave the table's occupancy random, as a mixing hash does.
+/// arrival). And a run as long as a probe group (16 on x86) fills whole groups: the table marks
+/// a departure from a stretch of a group's width or more as a tombstone, which it clears only
+/// by rehashing everything (one callgrind window each: 110 instructions of rehash per arrival
+/// at 16, 57 at 8; 4, 8 and 16 took the same time per arrival, alternating). Scattered short
+/// runs leave the table's occupancy random, as a mixing hash does.
 /// The run's block comes from a folded 128-bit product, so every bit of the id reaches it (ids
 /// that differ only in a high prefix do not collide), and the top seven bits, which the table
 /// compares first to tell the keys of a group apart, are mixed from the whole id.
