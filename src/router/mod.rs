@@ -2192,7 +2192,7 @@ impl Router {
             presence: agent.presence.clone(),
             activity,
             profile: agent.profile.clone(),
-            load: self.seats[a as usize].load,
+            load: seat.load,
             offers: self.offers_of(a),
             assigned: agent.assigned.clone(),
             wrap_ups: agent.wrap_ups.iter().map(|w| w.contact).collect(),
