@@ -87,9 +87,6 @@ impl Agent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(align(64))]
 pub(crate) struct Seat {
-    /// Bumped on every change that affects the agent's readiness or its selection key: a ready
-    /// entry with an older epoch is stale. 32 bits keep ready entries at 16 bytes.
-    pub epoch: u32,
     /// The record's presence is `Available` (kept in step by `Router::set_presence`).
     pub available: bool,
     /// A slot was freed and the agent has not yet picked its next contact: it must not be
@@ -122,7 +119,6 @@ impl Seat {
     /// The seat of an agent not yet logged in: unavailable, no capacity.
     pub fn new(name: AgentId, now: Millis) -> Self {
         Seat {
-            epoch: 0,
             available: false,
             awaiting_fill: false,
             load: [0; 6],
@@ -182,11 +178,6 @@ impl Seat {
             ));
         }
         None
-    }
-
-    /// Makes every ready entry pushed so far stale.
-    pub fn bump(&mut self) {
-        self.epoch = self.epoch.wrapping_add(1);
     }
 
     /// True when a new contact of `channel` may be offered now.
