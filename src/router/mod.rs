@@ -43,6 +43,7 @@
 mod agent;
 mod contact;
 mod contacts;
+mod entry_classes;
 mod line;
 mod plan;
 mod ready;
@@ -67,6 +68,7 @@ pub use stats::{QueueCounters, QueueSnapshot};
 use agent::{Agent, Seat, WrapUp, remove_item};
 use contact::{Contact, LineRef, Refusal, SlaClock, Whereabouts};
 use contacts::{Contacts, Slot};
+use entry_classes::EntryClasses;
 use line::{Head, Line, Place};
 use ready::{ReadyEntry, ReadyLine};
 use timers::Timers;
@@ -410,8 +412,8 @@ struct Class {
     line: Line,
     /// Agents ready for this class, best first; stale entries dropped lazily.
     ready: ReadyLine,
-    /// Agents whose profile qualifies for the class (bounds the ready line's live entries).
-    qualified: u32,
+    /// Live entries the ready line kept at its last sweep (see `Router::refresh_ready`).
+    live_at_sweep: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -455,11 +457,9 @@ pub struct Router {
     class_heads: Vec<Head>,
     /// Each class's channel (a small array that stays in cache).
     class_channels: Vec<Channel>,
-    /// Per queue and channel, the class of contacts that bring no skills of their own.
-    entry_classes: Vec<[Option<ClassIdx>; 6]>,
-    /// The class of contacts that bring one skill of their own (the common case after
+    /// The class of contacts that bring no skill of their own or one (the common cases after
     /// classification), found without building and hashing a whole requirement.
-    one_skill_classes: FxHashMap<(QueueId, Channel, SkillReq), ClassIdx>,
+    entry_classes: EntryClasses,
     class_index: FxHashMap<(QueueId, Channel, Requirement), ClassIdx>,
     /// For each skill, the agents having it: finds qualified agents for a new class without
     /// scanning everyone.
@@ -581,8 +581,7 @@ impl Router {
             classes: Vec::new(),
             class_heads: Vec::new(),
             class_channels: Vec::new(),
-            entry_classes: vec![[None; 6]; queues],
-            one_skill_classes: FxHashMap::default(),
+            entry_classes: EntryClasses::new(queues),
             class_index: FxHashMap::default(),
             skill_agents: vec![Vec::new(); skills],
             skill_classes: vec![Vec::new(); skills],
@@ -662,8 +661,7 @@ impl Router {
             }
         }
         // Cached entry classes were computed from the old queue requirements.
-        self.entry_classes = vec![[None; 6]; queues];
-        self.one_skill_classes.clear();
+        self.entry_classes = EntryClasses::new(queues);
         self.counters.resize(queues, QueueCounters::default());
         self.skill_agents.resize(skills, Vec::new());
         self.skill_classes.resize(skills, Vec::new());
@@ -757,9 +755,6 @@ impl Router {
         if nc.id.0 == u64::MAX {
             return Err(RouterError::ReservedContactId(nc.id));
         }
-        if self.contacts.contains_key(&nc.id) {
-            return Err(RouterError::DuplicateContact(nc.id));
-        }
         for req in &nc.skills {
             self.check_skill(req.skill, req.min_level)?;
         }
@@ -774,14 +769,13 @@ impl Router {
         // An arrival "in the future" (a sender's clock ahead of ours) counts as now.
         let arrived_at = nc.arrived_at.min(self.now);
         let entered = arrived_at;
+        // Finding the class may create it (an empty class, used by no contact yet) even when the
+        // id turns out to be a duplicate below: the store is probed once, by the insertion.
         let class = self.entry_class(nc.queue, nc.channel, &nc.skills);
-        let preferred = nc
-            .preferred_agent
-            .map(|name| (self.agent_slot(&name), self.now + preferred_timeout));
         let id = nc.id;
-        let contact = Contact {
+        let make = |slot| Contact {
             id,
-            slot: 0,
+            slot,
             channel: nc.channel,
             queue: nc.queue,
             class,
@@ -793,7 +787,7 @@ impl Router {
             queue_entered_at: entered,
             whereabouts: Whereabouts::Detached,
             announce_position: nc.announce_position,
-            preferred,
+            preferred: None,
             excluded: Vec::new(),
             next_step: 0,
             next_step_at: None,
@@ -802,10 +796,14 @@ impl Router {
             answered: false,
             last_announced: None,
         };
-        let Some(slot) = self.contacts.insert_new(contact) else {
-            unreachable!("checked above that the id is new");
+        let Some(slot) = self.contacts.insert_new(id, make) else {
+            return Err(RouterError::DuplicateContact(id));
         };
-        if let Some((_, until)) = preferred {
+        // After the insertion: a duplicate must not log an unknown preferred agent in.
+        if let Some(name) = nc.preferred_agent {
+            let until = self.now + preferred_timeout;
+            let a = self.agent_slot(&name);
+            self.contacts.at_mut(slot).preferred = Some((a, until));
             self.schedule_after_delay(until, Due::PreferredTimeout(id, slot));
         }
         self.schedule_next_step_at(slot);
@@ -1491,9 +1489,6 @@ impl Router {
         agent.profile = profile;
         // Skills or capacity may have shrunk: no old ready entry may be trusted.
         bump(&mut self.epochs, a);
-        for &ci in &agent.classes {
-            self.classes[ci as usize].qualified -= 1;
-        }
         let mut classes = std::mem::take(&mut agent.classes);
         classes.clear();
         let candidates: Vec<ClassIdx> = agent
@@ -1507,7 +1502,6 @@ impl Router {
         for ci in candidates {
             if self.qualifies(a, ci) {
                 classes.push(ci);
-                self.classes[ci as usize].qualified += 1;
             }
         }
         self.agents[a as usize].classes = classes;
@@ -1751,8 +1745,15 @@ impl Router {
                 agent: a,
                 epoch,
             });
-            if class.ready.len() > 2 * class.qualified as usize + 16 {
+            // Stale entries are swept out once they are about a third of the line. Why so
+            // soon: a contact pops every stale entry ahead of the first live one, and most of
+            // them gather at the front (agents long idle there, since picked through another
+            // class); a sweep reads only the entries and the small epoch array. The line never
+            // holds more than one and a half times its live entries, plus a few.
+            let live = class.live_at_sweep as usize;
+            if class.ready.len() > live + live / 2 + 8 {
                 class.ready.retain(|e| epochs[e.agent as usize] == e.epoch);
+                class.live_at_sweep = class.ready.len() as u32;
             }
         }
     }
@@ -1788,27 +1789,11 @@ impl Router {
     /// Most contacts bring no skill of their own, or one; their class comes from a cache
     /// without building and hashing a requirement.
     fn entry_class(&mut self, queue: QueueId, channel: Channel, own: &[SkillReq]) -> ClassIdx {
-        match own {
-            [] => {
-                if let Some(ci) = self.entry_classes[usize::from(queue.0)][channel.index()] {
-                    return ci;
-                }
-            }
-            [skill] => {
-                if let Some(&ci) = self.one_skill_classes.get(&(queue, channel, *skill)) {
-                    return ci;
-                }
-            }
-            _ => {}
+        if let Some(ci) = self.entry_classes.get(queue, channel, own) {
+            return ci;
         }
         let ci = self.class_for(queue, channel, requirement_for(self.plan.queue(queue), own));
-        match own {
-            [] => self.entry_classes[usize::from(queue.0)][channel.index()] = Some(ci),
-            [skill] => {
-                self.one_skill_classes.insert((queue, channel, *skill), ci);
-            }
-            _ => {}
-        }
+        self.entry_classes.remember(queue, channel, own, ci);
         ci
     }
 
@@ -1838,7 +1823,7 @@ impl Router {
             requirement: key.2.clone(),
             line: Line::default(),
             ready: ReadyLine::new(self.plan.queue(queue).selection),
-            qualified: 0,
+            live_at_sweep: 0,
         });
         match key.2.skills().first() {
             Some(first) => self.skill_classes[usize::from(first.skill.0)].push(ci),
@@ -1860,8 +1845,7 @@ impl Router {
             }
             let agent = &mut self.agents[a as usize];
             agent.classes.push(ci);
-            let class = &mut self.classes[ci as usize];
-            class.qualified += 1;
+            let class = &self.classes[ci as usize];
             let seat = &self.seats[a as usize];
             if !seat.awaiting_fill && seat.can_take(channel, voice_blocks) {
                 let key = ready_key(selection, &class.requirement, agent, seat);
