@@ -187,9 +187,20 @@ impl Seat {
             && !(voice_blocks && channel != Channel::Voice && self.load[Channel::Voice.index()] > 0)
     }
 
-    /// True when any channel could take an offer.
+    /// True when any channel could take an offer: [`Seat::can_take`] for some channel, asked
+    /// after every offer, so without going through the channels one by one.
     pub fn can_take_any(&self, voice_blocks: bool) -> bool {
-        Channel::ALL.iter().any(|&c| self.can_take(c, voice_blocks))
+        let voice = Channel::Voice.index();
+        if !self.available {
+            false
+        } else if voice_blocks && self.load[voice] > 0 {
+            self.load[voice] < self.capacity.0[voice]
+        } else {
+            self.load
+                .iter()
+                .zip(self.capacity.0)
+                .any(|(&used, slots)| used < slots)
+        }
     }
 
     /// Used slots over total slots, in millionths (for the least-occupied policy).
@@ -223,6 +234,22 @@ pub(crate) fn remove_item<T: PartialEq>(list: &mut Vec<T>, item: &T) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_channel_can_take_exactly_when_one_of_them_can() {
+        let mut seat = Seat::new(AgentId::new("alice"), 0);
+        // Every load and capacity from 0 to 2 on voice, chat and email, the others closed.
+        for state in 0..3u32.pow(6) {
+            let digit = |i: u32| (state / 3u32.pow(i) % 3) as u8;
+            seat.load = [digit(0), digit(1), digit(2), 0, 0, 0];
+            seat.capacity = Capacity([digit(3), digit(4), digit(5), 0, 0, 0]);
+            for (available, voice_blocks) in [(true, true), (true, false), (false, true)] {
+                seat.available = available;
+                let one_by_one = Channel::ALL.iter().any(|&c| seat.can_take(c, voice_blocks));
+                assert_eq!(seat.can_take_any(voice_blocks), one_by_one, "{seat:?}");
+            }
+        }
+    }
 
     #[test]
     fn a_seat_is_one_cache_line() {

@@ -1309,7 +1309,11 @@ impl Router {
             (_, Some(due)) if !sla.resolution_breached => Some((due, SlaKind::Resolution, true)),
             _ => None,
         };
-        first.into_iter().chain(resolution).min_by_key(|e| e.0)
+        match (first, resolution) {
+            // The earlier; the first response on a tie.
+            (Some(first), Some(resolution)) if resolution.0 < first.0 => Some(resolution),
+            (first, resolution) => first.or(resolution),
+        }
     }
 
     /// Raises every SLA event of the contact that is due, then schedules the next one.
