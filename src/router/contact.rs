@@ -34,6 +34,32 @@ pub(crate) enum Whereabouts {
     },
 }
 
+/// A time that may be unset, in 8 bytes rather than an `Option`'s 16: with these, a contact's
+/// record fits in four cache lines (256 bytes) instead of spreading over five or six, and an
+/// arrival writes, and a departure reads, that many fewer. `Millis::MAX` stands for unset: a
+/// deadline at the end of time never comes due, so one that saturates there means what unset
+/// means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Deadline(Millis);
+
+impl Deadline {
+    pub const UNSET: Deadline = Deadline(Millis::MAX);
+
+    pub fn at(at: Millis) -> Self {
+        Deadline(at)
+    }
+
+    pub fn get(self) -> Option<Millis> {
+        (self.0 != Millis::MAX).then_some(self.0)
+    }
+}
+
+impl From<Option<Millis>> for Deadline {
+    fn from(at: Option<Millis>) -> Self {
+        at.map_or(Deadline::UNSET, Deadline)
+    }
+}
+
 /// Deadlines from the contact's SLA policy, counted from its arrival.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SlaClock {
@@ -42,15 +68,15 @@ pub(crate) struct SlaClock {
     pub on_breach: BreachActions,
     pub first_response_due: Millis,
     pub first_response_warn: Millis,
-    pub resolution_due: Option<Millis>,
-    pub resolution_warn: Option<Millis>,
+    pub resolution_due: Deadline,
+    pub resolution_warn: Deadline,
     pub responded: bool,
     pub first_response_warned: bool,
     pub first_response_breached: bool,
     pub resolution_warned: bool,
     pub resolution_breached: bool,
     /// When the pending SLA timer fires (validates it).
-    pub next_at: Option<Millis>,
+    pub next_at: Deadline,
 }
 
 impl SlaClock {
@@ -61,14 +87,17 @@ impl SlaClock {
             on_breach: policy.on_breach,
             first_response_due: arrived_at.saturating_add(policy.first_response),
             first_response_warn: warn(policy.first_response),
-            resolution_due: policy.resolution.map(|r| arrived_at.saturating_add(r)),
-            resolution_warn: policy.resolution.map(warn),
+            resolution_due: policy
+                .resolution
+                .map(|r| arrived_at.saturating_add(r))
+                .into(),
+            resolution_warn: policy.resolution.map(warn).into(),
             responded: false,
             first_response_warned: false,
             first_response_breached: false,
             resolution_warned: false,
             resolution_breached: false,
-            next_at: None,
+            next_at: Deadline::UNSET,
         }
     }
 }
@@ -80,8 +109,9 @@ pub(crate) struct Refusal {
     pub until: Option<Millis>,
 }
 
-/// One contact inside the router.
+/// One contact inside the router: four cache lines, aligned to them (a test pins the size).
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct Contact {
     pub id: ContactId,
     /// Where the store keeps it (set by the store on entry).
@@ -111,7 +141,7 @@ pub(crate) struct Contact {
     pub excluded: Vec<Refusal>,
     /// Index of the next escalation step of the current queue.
     pub next_step: usize,
-    pub next_step_at: Option<Millis>,
+    pub next_step_at: Deadline,
     /// A step came due (or a breach asked for one) while the contact was offered; applied when
     /// it returns to waiting. The bool says whether it is forced (breach) rather than timed.
     pub step_pending: Option<bool>,
@@ -140,5 +170,25 @@ impl Contact {
             has_exclusions: !self.excluded.is_empty(),
             announce: self.announce_position,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_four_cache_lines_and_a_vacant_slot_costs_nothing_more() {
+        assert_eq!(std::mem::size_of::<Contact>(), 256);
+        assert_eq!(std::mem::align_of::<Contact>(), 64);
+        assert_eq!(std::mem::size_of::<Option<Contact>>(), 256);
+    }
+
+    #[test]
+    fn an_unset_deadline_and_one_at_the_end_of_time_are_the_same() {
+        assert_eq!(Deadline::from(None).get(), None);
+        assert_eq!(Deadline::from(Some(42)).get(), Some(42));
+        assert_eq!(Deadline::at(0).get(), Some(0));
+        assert_eq!(Deadline::at(Millis::MAX), Deadline::UNSET);
     }
 }

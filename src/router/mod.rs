@@ -66,7 +66,7 @@ pub use plan::{BreachActions, EscalationStep, QueuePlan, RoutingPlan, Selection,
 pub use stats::{QueueCounters, QueueSnapshot};
 
 use agent::{Agent, Seat, WrapUp, remove_item};
-use contact::{Contact, LineRef, Refusal, SlaClock, Whereabouts};
+use contact::{Contact, Deadline, LineRef, Refusal, SlaClock, Whereabouts};
 use contacts::{Contacts, Slot};
 use entry_classes::EntryClasses;
 use line::{Head, Line, Place};
@@ -669,12 +669,13 @@ impl Router {
             .contacts
             .values()
             .filter(|c| {
-                c.next_step_at.is_some() || matches!(c.whereabouts, Whereabouts::Waiting { .. })
+                c.next_step_at.get().is_some()
+                    || matches!(c.whereabouts, Whereabouts::Waiting { .. })
             })
             .map(|c| c.id)
             .collect();
         for id in waiting {
-            self.contacts.get_mut(&id).expect("listed").next_step_at = None;
+            self.contacts.get_mut(&id).expect("listed").next_step_at = Deadline::UNSET;
             self.schedule_next_step(id);
         }
         Ok(())
@@ -792,7 +793,7 @@ impl Router {
             preferred: None,
             excluded: Vec::new(),
             next_step: 0,
-            next_step_at: first_step_at,
+            next_step_at: first_step_at.into(),
             step_pending: None,
             sla,
             answered: false,
@@ -1202,7 +1203,7 @@ impl Router {
         c.queue_entered_at = now;
         c.priority = c.base_priority.raised_by(queue_priority).raised_by(c.boost);
         c.next_step = 0;
-        c.next_step_at = None;
+        c.next_step_at = Deadline::UNSET;
         // Steps pending from the old queue do not carry over to the new one.
         c.step_pending = None;
         self.schedule_next_step(id);
@@ -1222,7 +1223,7 @@ impl Router {
         let steps = &self.plan.queue(c.queue).escalation;
         if let Some(step) = steps.get(c.next_step) {
             let at = c.queue_entered_at + step.after;
-            self.contacts.at_mut(slot).next_step_at = Some(at);
+            self.contacts.at_mut(slot).next_step_at = Deadline::at(at);
             self.schedule(at, Due::Escalation(id, slot));
         }
     }
@@ -1254,7 +1255,7 @@ impl Router {
             let c = self.contacts.get_mut(&id).expect("present");
             c.boost = c.boost.saturating_add(step.raise_priority);
             c.next_step += 1;
-            c.next_step_at = None;
+            c.next_step_at = Deadline::UNSET;
             self.counters[usize::from(queue.0)].escalations += 1;
             if let Some(target) = step.overflow_to {
                 self.counters[usize::from(queue.0)].overflowed_out += 1;
@@ -1308,7 +1309,7 @@ impl Router {
         } else {
             None
         };
-        let resolution = match (sla.resolution_warn, sla.resolution_due) {
+        let resolution = match (sla.resolution_warn.get(), sla.resolution_due.get()) {
             (Some(warn), _) if !sla.resolution_warned => Some((warn, SlaKind::Resolution, false)),
             (_, Some(due)) if !sla.resolution_breached => Some((due, SlaKind::Resolution, true)),
             _ => None,
@@ -1334,11 +1335,11 @@ impl Router {
                 return;
             };
             let Some((at, kind, breach)) = Self::next_sla_event(&c.sla) else {
-                c.sla.next_at = None;
+                c.sla.next_at = Deadline::UNSET;
                 return;
             };
             if at > self.now {
-                c.sla.next_at = Some(at);
+                c.sla.next_at = Deadline::at(at);
                 self.schedule(at, Due::Sla(id, slot));
                 return;
             }
@@ -1363,6 +1364,7 @@ impl Router {
             SlaKind::Resolution if !s.resolution_warned => {
                 s.resolution_warned = true;
                 s.resolution_due
+                    .get()
                     .expect("scheduled only with a resolution deadline")
             }
             _ => return,
@@ -1388,6 +1390,7 @@ impl Router {
             SlaKind::Resolution if !s.resolution_breached => {
                 s.resolution_breached = true;
                 s.resolution_due
+                    .get()
                     .expect("scheduled only with a resolution deadline")
             }
             _ => return,
@@ -1933,9 +1936,9 @@ impl Router {
                 matches!(c.whereabouts, Whereabouts::Offered { expires_at, .. } if expires_at == t.at)
             }),
             Due::Escalation(id, slot) => {
-                contact(id, slot).is_some_and(|c| c.next_step_at == Some(t.at))
+                contact(id, slot).is_some_and(|c| c.next_step_at.get() == Some(t.at))
             }
-            Due::Sla(id, slot) => contact(id, slot).is_some_and(|c| c.sla.next_at == Some(t.at)),
+            Due::Sla(id, slot) => contact(id, slot).is_some_and(|c| c.sla.next_at.get() == Some(t.at)),
             Due::PreferredTimeout(id, slot) => contact(id, slot)
                 .is_some_and(|c| c.preferred.is_some_and(|(_, until)| until == t.at)),
             Due::WrapUpEnd(a, id) => self.agents[a as usize]
@@ -1955,7 +1958,7 @@ impl Router {
         match t.due {
             Due::OfferExpiry(id, _) => self.offer_expired(id),
             Due::Escalation(id, slot) => {
-                self.contacts.at_mut(slot).next_step_at = None;
+                self.contacts.at_mut(slot).next_step_at = Deadline::UNSET;
                 self.escalate(id, false);
             }
             Due::Sla(id, _) => self.schedule_sla(id),
@@ -2152,7 +2155,7 @@ impl Router {
             estimated_wait,
             first_response_due: c.sla.first_response_due,
             responded: c.sla.responded,
-            resolution_due: c.sla.resolution_due,
+            resolution_due: c.sla.resolution_due.get(),
             preferred_agent: c.preferred.map(|(a, until)| (name(a), until)),
             excluded_agents: c
                 .excluded
