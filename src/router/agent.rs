@@ -82,8 +82,9 @@ impl Agent {
 /// What routing reads and writes of an agent on nearly every decision, kept apart from its
 /// record in one dense array: whether it may take a contact of a channel now, where it ranks
 /// in a ready line, its first outstanding offer and its name (copied into every offer). One
-/// cache line: checking a ready entry and making an offer touch this, not the record (several
-/// cache lines of profile, lists and presence, read far less often).
+/// cache line: checking a live ready entry and making an offer touch this, not the record
+/// (several cache lines of profile, lists and presence, read far less often). Whether an entry
+/// is stale at all is told by the agent's epoch, in a smaller array still (`Router::epochs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(align(64))]
 pub(crate) struct Seat {

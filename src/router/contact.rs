@@ -83,15 +83,20 @@ impl SlaClock {
     pub fn new(policy: &SlaPolicy, arrived_at: Millis) -> Self {
         let warn =
             |target: Millis| arrived_at.saturating_add((target as f64 * policy.warn_at) as Millis);
+        let resolution_due: Deadline = policy
+            .resolution
+            .map(|r| arrived_at.saturating_add(r))
+            .into();
         SlaClock {
             on_breach: policy.on_breach,
             first_response_due: arrived_at.saturating_add(policy.first_response),
             first_response_warn: warn(policy.first_response),
-            resolution_due: policy
-                .resolution
-                .map(|r| arrived_at.saturating_add(r))
-                .into(),
-            resolution_warn: policy.resolution.map(warn).into(),
+            resolution_due,
+            // No warning for a deadline that is never kept (one at the end of time).
+            resolution_warn: match resolution_due.get() {
+                Some(_) => policy.resolution.map(warn).into(),
+                None => Deadline::UNSET,
+            },
             responded: false,
             first_response_warned: false,
             first_response_breached: false,

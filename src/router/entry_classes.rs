@@ -42,7 +42,7 @@ impl EntryClasses {
     pub fn get(&self, queue: QueueId, channel: Channel, own: &[SkillReq]) -> Option<ClassIdx> {
         match own {
             [] => self.plain[usize::from(queue.0)][channel.index()],
-            [req] => {
+            [req] if SKILL_LEVELS.contains(&req.min_level) => {
                 let row = *self.row_of[pair(queue, channel)].get(usize::from(req.skill.0))?;
                 if row == NONE {
                     return None;
@@ -58,7 +58,7 @@ impl EntryClasses {
     pub fn remember(&mut self, queue: QueueId, channel: Channel, own: &[SkillReq], ci: ClassIdx) {
         match own {
             [] => self.plain[usize::from(queue.0)][channel.index()] = Some(ci),
-            [req] => {
+            [req] if SKILL_LEVELS.contains(&req.min_level) => {
                 let skill = usize::from(req.skill.0);
                 let row_of = &mut self.row_of[pair(queue, channel)];
                 if row_of.len() <= skill {
@@ -79,11 +79,10 @@ fn pair(queue: QueueId, channel: Channel) -> usize {
     usize::from(queue.0) * 6 + channel.index()
 }
 
-/// Where in its row a requirement's class is. Levels are checked on arrival (1-10); a level
-/// out of range would only share a column, never index out of the row.
+/// Where in its row a requirement's class is (levels in range only: the router refuses others
+/// on arrival, and a shape with one is not remembered).
 fn column(req: &SkillReq) -> usize {
-    let level = usize::from(req.min_level).min(*SKILL_LEVELS.end() as usize);
-    level * 2 + usize::from(req.optional)
+    usize::from(req.min_level) * 2 + usize::from(req.optional)
 }
 
 #[cfg(test)]
@@ -125,6 +124,16 @@ mod tests {
         }
         assert_eq!(classes.get(q0, Channel::Chat, &[req(3, 5, false)]), None);
         assert_eq!(classes.get(q0, Channel::Chat, &[req(41, 4, false)]), None);
+    }
+
+    #[test]
+    fn a_level_out_of_range_is_never_remembered() {
+        let mut classes = EntryClasses::new(1);
+        for level in [0, 11, u8::MAX] {
+            let own = [req(1, level, true)];
+            classes.remember(QueueId(0), Channel::Chat, &own, 3);
+            assert_eq!(classes.get(QueueId(0), Channel::Chat, &own), None);
+        }
     }
 
     #[test]

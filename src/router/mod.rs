@@ -656,6 +656,7 @@ impl Router {
                 .collect();
             entries.sort_unstable();
             class.ready = ReadyLine::new(selection);
+            class.live_at_sweep = entries.len() as u32;
             for entry in entries {
                 class.ready.push(entry);
             }
@@ -772,17 +773,15 @@ impl Router {
         let entered = arrived_at;
         // The first escalation step, timed from entry (as `schedule_next_step_at` would).
         let first_step_at = queue.escalation.first().map(|step| entered + step.after);
-        // Finding the class may create it (an empty class, used by no contact yet) even when the
-        // id turns out to be a duplicate below: the store is probed once, by the insertion.
-        let class = self.entry_class(nc.queue, nc.channel, &nc.skills);
         let id = nc.id;
         let make = |slot| Contact {
             id,
             slot,
             channel: nc.channel,
             queue: nc.queue,
-            class,
-            own_skills: nc.skills.into_boxed_slice(),
+            // Both set right after the insertion (below).
+            class: ClassIdx::MAX,
+            own_skills: Box::default(),
             base_priority: nc.priority,
             boost: 0,
             priority,
@@ -799,9 +798,15 @@ impl Router {
             answered: false,
             last_announced: None,
         };
+        // The store is probed once, by the insertion, which also refuses a duplicate id.
         let Some(slot) = self.contacts.insert_new(id, make) else {
             return Err(RouterError::DuplicateContact(id));
         };
+        // The class only now: finding it may create it, which a refused duplicate must not.
+        let class = self.entry_class(nc.queue, nc.channel, &nc.skills);
+        let c = self.contacts.at_mut(slot);
+        c.class = class;
+        c.own_skills = nc.skills.into_boxed_slice();
         // After the insertion: a duplicate must not log an unknown preferred agent in.
         if let Some(name) = nc.preferred_agent {
             let until = self.now + preferred_timeout;
@@ -1760,7 +1765,8 @@ impl Router {
             // soon: a contact pops every stale entry ahead of the first live one, and most of
             // them gather at the front (agents long idle there, since picked through another
             // class); a sweep reads only the entries and the small epoch array. The line never
-            // holds more than one and a half times its live entries, plus a few.
+            // holds more than one and a half times the live entries of its last sweep, plus a
+            // few (and those were at most the agents qualified for the class).
             let live = class.live_at_sweep as usize;
             if class.ready.len() > live + live / 2 + 8 {
                 class.ready.retain(|e| epochs[e.agent as usize] == e.epoch);
@@ -1870,6 +1876,7 @@ impl Router {
         // Entered best first, so a sorted line takes each at its back.
         ready.sort_unstable();
         let class = &mut self.classes[ci as usize];
+        class.live_at_sweep = ready.len() as u32;
         for entry in ready.drain(..) {
             class.ready.push(entry);
         }
@@ -2247,9 +2254,40 @@ impl Router {
     /// loads match what they hold, offered and assigned contacts meet their requirement. For
     /// tests; returns the first inconsistency found.
     pub fn audit(&self) -> Result<(), String> {
+        if self.epochs.len() != self.agents.len() || self.seats.len() != self.agents.len() {
+            return Err(format!(
+                "{} agents, {} seats, {} epochs",
+                self.agents.len(),
+                self.seats.len(),
+                self.epochs.len()
+            ));
+        }
         for (i, class) in self.classes.iter().enumerate() {
             if self.class_heads[i] != Head::of(class.line.head()) {
                 return Err(format!("class {i} head cache is stale"));
+            }
+            // A live ready entry is the agent's only one in the class, for a class it is
+            // qualified for.
+            let mut live = std::collections::HashSet::new();
+            for e in class.ready.entries() {
+                if self.epochs[e.agent as usize] != e.epoch {
+                    continue;
+                }
+                if !live.insert(e.agent) {
+                    return Err(format!(
+                        "agent #{} has two live entries in class {i}",
+                        e.agent
+                    ));
+                }
+                if !self.agents[e.agent as usize]
+                    .classes
+                    .contains(&(i as ClassIdx))
+                {
+                    return Err(format!(
+                        "agent #{} ready in class {i} it does not serve",
+                        e.agent
+                    ));
+                }
             }
         }
         let mut in_lines = std::collections::HashSet::new();
@@ -2379,16 +2417,17 @@ impl Router {
     }
 }
 
-/// An agent's place in a class's ready line under the queue's selection policy, packed into one
-/// integer (smaller first): the idle-since time in the low bits breaks ties by longest idle.
-/// Idle times are milliseconds on the driver's epoch (Unix time fits in 41 bits), so 44 bits of
-/// them leave room for the occupancy (in millionths, 20 bits) or the skill score (16 bits).
 /// Makes every ready entry of agent `a` pushed so far stale; returns its new epoch.
 fn bump(epochs: &mut [u32], a: AgentIdx) -> u32 {
     let epoch = &mut epochs[a as usize];
     *epoch = epoch.wrapping_add(1);
     *epoch
 }
+
+/// An agent's place in a class's ready line under the queue's selection policy, packed into one
+/// integer (smaller first): the idle-since time in the low bits breaks ties by longest idle.
+/// Idle times are milliseconds on the driver's epoch (Unix time fits in 41 bits), so 44 bits of
+/// them leave room for the occupancy (in millionths, 20 bits) or the skill score (16 bits).
 
 fn ready_key(selection: Selection, requirement: &Requirement, agent: &Agent, seat: &Seat) -> u64 {
     const IDLE_44: u64 = (1 << 44) - 1;

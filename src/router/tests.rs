@@ -1043,6 +1043,32 @@ fn a_profile_change_takes_effect_at_once() {
 // ----- bad input ----------------------------------------------------------------------------
 
 #[test]
+fn a_refused_duplicate_leaves_no_trace() {
+    let mut desk = Desk::new(plan());
+    desk.login("alice", &[(ENGLISH, 5)], VOICE_ONLY);
+    desk.login("bob", &[(ENGLISH, 5)], CHAT_3);
+    desk.contact(1, SUPPORT, Channel::Voice);
+    let ready_before = desk.router.queue(SUPPORT).agents_ready;
+    // The same id again, on a channel no contact of the queue has used yet, held for someone
+    // never seen: a first arrival like it would make a chat class (bob would be ready in it)
+    // and a placeholder agent.
+    let mut again = new_contact(1, SUPPORT, Channel::Chat, 0);
+    again.preferred_agent = Some(AgentId::new("carol"));
+    assert_eq!(
+        desk.router.handle(0, Event::ContactQueued(again)),
+        Err(RouterError::DuplicateContact(ContactId(1)))
+    );
+    assert_eq!(desk.router.queue(SUPPORT).agents_ready, ready_before);
+    assert!(desk.router.agent(&AgentId::new("carol")).is_none());
+    desk.router.audit().unwrap();
+    // A genuine chat contact does make the class, and bob is offered it.
+    assert_eq!(
+        offers(&desk.contact(2, SUPPORT, Channel::Chat)),
+        offer(2, "bob")
+    );
+}
+
+#[test]
 fn events_that_do_not_fit_the_state_are_refused_without_changing_it() {
     let mut desk = Desk::new(plan());
     desk.login("alice", &[(ENGLISH, 5)], VOICE_ONLY);
