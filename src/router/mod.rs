@@ -2428,7 +2428,6 @@ fn bump(epochs: &mut [u32], a: AgentIdx) -> u32 {
 /// integer (smaller first): the idle-since time in the low bits breaks ties by longest idle.
 /// Idle times are milliseconds on the driver's epoch (Unix time fits in 41 bits), so 44 bits of
 /// them leave room for the occupancy (in millionths, 20 bits) or the skill score (16 bits).
-
 fn ready_key(selection: Selection, requirement: &Requirement, agent: &Agent, seat: &Seat) -> u64 {
     const IDLE_44: u64 = (1 << 44) - 1;
     const IDLE_48: u64 = (1 << 48) - 1;
