@@ -20,7 +20,7 @@ ROUTER_BENCH=$group valgrind --tool=callgrind --callgrind-out-file="$out" \
 valgrind_pid=$!
 if [ -n "$zero_after" ]; then
   sleep "$zero_after"
-  callgrind_control --zero "$valgrind_pid" > /dev/null
+  callgrind_control --zero "$valgrind_pid" > /dev/null 2>&1
 fi
 wait "$valgrind_pid"
 callgrind_annotate --inclusive=yes "$out" > "$out.inc" 2>/dev/null
