@@ -771,8 +771,7 @@ impl Router {
         // An arrival "in the future" (a sender's clock ahead of ours) counts as now.
         let arrived_at = nc.arrived_at.min(self.now);
         let entered = arrived_at;
-        // The first escalation step, timed from entry (as `schedule_next_step_at` would).
-        let first_step_at = queue.escalation.first().map(|step| entered + step.after);
+        let first_step_at = queue.step_due(0, entered);
         let id = nc.id;
         let make = |slot| Contact {
             id,
@@ -1225,9 +1224,11 @@ impl Router {
     fn schedule_next_step_at(&mut self, slot: Slot) {
         let c = self.contacts.at(slot);
         let id = c.id;
-        let steps = &self.plan.queue(c.queue).escalation;
-        if let Some(step) = steps.get(c.next_step) {
-            let at = c.queue_entered_at + step.after;
+        let due = self
+            .plan
+            .queue(c.queue)
+            .step_due(c.next_step, c.queue_entered_at);
+        if let Some(at) = due {
             self.contacts.at_mut(slot).next_step_at = Deadline::at(at);
             self.schedule(at, Due::Escalation(id, slot));
         }

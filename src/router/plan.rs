@@ -92,6 +92,12 @@ pub struct QueuePlan {
 }
 
 impl QueuePlan {
+    /// When escalation step `step` (counted from 0) comes due for a contact that entered the
+    /// queue at `entered`; `None` when the queue has no such step.
+    pub fn step_due(&self, step: usize, entered: Millis) -> Option<Millis> {
+        self.escalation.get(step).map(|s| entered + s.after)
+    }
+
     /// A queue with everyday defaults: 20 s offers, no wrap-up, 80/20 service level, a 5 minute
     /// first-response SLA and no escalation. Tests and the simulator start from here.
     pub fn new(name: impl Into<String>) -> Self {
