@@ -118,6 +118,12 @@ impl Contacts {
             Some(_) => unreachable!("a free slot holds no contact"),
         }
         debug_assert_eq!(self.at(slot).id, id, "the maker keeps the id");
+        // The next arrival takes the slot vacated last: start loading (the first line of) its
+        // record now, so that writing it there waits less.
+        if let Some(&next) = self.free.last() {
+            let next = next as usize;
+            prefetch_index::prefetch_index(&self.chunks[next / CHUNK], next % CHUNK);
+        }
         Some(slot)
     }
 

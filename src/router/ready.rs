@@ -69,6 +69,14 @@ impl ReadyLine {
         }
     }
 
+    /// The best entry, left in the line.
+    pub fn peek(&self) -> Option<ReadyEntry> {
+        match self {
+            ReadyLine::Sorted(line) => line.front().copied(),
+            ReadyLine::Ranked(heap) => heap.peek().map(|Reverse(e)| *e),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             ReadyLine::Sorted(line) => line.len(),
@@ -105,10 +113,16 @@ mod tests {
         }
     }
 
+    /// Pops everything, checking on the way that `peek` shows what `pop` takes next.
     fn drain(mut line: ReadyLine) -> Vec<(u64, AgentIdx)> {
-        std::iter::from_fn(|| line.pop())
-            .map(|e| (e.key, e.agent))
-            .collect()
+        std::iter::from_fn(|| {
+            let next = line.peek();
+            let popped = line.pop();
+            assert_eq!(next, popped, "peek shows the entry pop takes");
+            popped
+        })
+        .map(|e| (e.key, e.agent))
+        .collect()
     }
 
     #[test]
