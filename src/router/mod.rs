@@ -793,8 +793,8 @@ impl Router {
             next_step_at: first_step_at.into(),
             step_pending: None,
             // Made here, in the slot, not on the stack first: copying it in made the record's
-            // store wait on a stack load that straddled two earlier stores (perf showed a
-            // 42 % of the insertion's samples on that one load).
+            // store wait on a stack load that straddled two earlier stores (perf put 42 % of
+            // the insertion's samples on that one load).
             sla: SlaClock::new(policy, arrived_at),
             answered: false,
             last_announced: None,
