@@ -3,9 +3,10 @@
 //!
 //! Why not a hash map of records: a record is a few hundred bytes, and a map of them puts every
 //! arrival's record in a random, cold bucket (five cache lines written) and doubles the whole
-//! table when it grows. Here a new contact takes the slot the last departed contact left (still
-//! in cache in a busy center), the index holds 16-byte entries, growth adds one chunk, and
-//! lines and timers that hold a slot reach the record without hashing at all.
+//! table when it grows. Here a new contact takes the slot the last departed contact left
+//! (recently touched, and its first line prefetched when the previous arrival took its own),
+//! the index holds 16-byte entries, growth adds one chunk, and lines and timers that hold a
+//! slot reach the record without hashing at all.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -118,8 +119,9 @@ impl Contacts {
             Some(_) => unreachable!("a free slot holds no contact"),
         }
         debug_assert_eq!(self.at(slot).id, id, "the maker keeps the id");
-        // The next arrival takes the slot vacated last: start loading (the first line of) its
-        // record now, so that writing it there waits less.
+        // The next arrival most likely takes the slot vacated last (unless a contact leaves
+        // first): start loading (the first line of) its record now, so that writing it there
+        // waits less.
         if let Some(&next) = self.free.last() {
             let next = next as usize;
             prefetch_index::prefetch_index(&self.chunks[next / CHUNK], next % CHUNK);

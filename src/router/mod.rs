@@ -16,7 +16,8 @@
 //!   served from the front (`line`), its head copied into a compact array of class heads, and
 //! - a ready line of agents that qualify for the class and are ready for it now, ordered by the
 //!   queue's selection policy (`ready`). Entries are invalidated lazily: every change to an
-//!   agent bumps its epoch, so an old entry is recognised and dropped when it reaches the front.
+//!   agent bumps its epoch, so an old entry is recognised and dropped when it reaches the front
+//!   (when a contact pops it, or when the look-ahead after a pop finds it there).
 //!
 //! A contact that arrives takes the best ready agent of its class: no scan of agents. An agent
 //! that becomes free compares the heads of the classes it qualifies for (16 bytes each) and its
@@ -794,7 +795,8 @@ impl Router {
             step_pending: None,
             // Made here, in the slot, not on the stack first: copying it in made the record's
             // store wait on a stack load that straddled two earlier stores (perf put 42 % of
-            // the insertion's samples on that one load).
+            // the insertion's samples on that one load; in time the change was within the
+            // machine's noise, docs/performance.md, fifth pass).
             sla: SlaClock::new(policy, arrived_at),
             answered: false,
             last_announced: None,
@@ -1053,7 +1055,8 @@ impl Router {
     }
 
     /// Pops the best ready agent of a class that has not refused the contact. Valid entries
-    /// skipped because of a refusal go back in the ready line.
+    /// skipped because of a refusal go back in the ready line. Then looks ahead: drops the
+    /// stale entries now at the front and prefetches the seat of the first live one.
     fn pop_ready_agent(&mut self, class: ClassIdx, slot: Slot) -> Option<AgentIdx> {
         let contact = self.contacts.at(slot);
         let now = self.now;
@@ -1082,10 +1085,11 @@ impl Router {
         }
         // Look-ahead: the first live entry now at the front is the agent this class's next
         // contact will most likely be offered to. Its seat is the coldest line an arrival
-        // reads (the longest idle agent's seat was last touched when it became ready), so its
-        // load starts now, with a prefetch that does not wait for it, and is mostly done by
-        // the time that contact comes (measured: docs/performance.md, fifth pass). Stale
-        // entries ahead of it are dropped now rather than then; nothing else changes.
+        // reads (under longest idle, the default, it was last touched when the agent became
+        // ready), so its load starts now, with a prefetch that does not wait for it, and is
+        // mostly done by the time that contact comes (measured: docs/performance.md, fifth
+        // pass). Stale entries ahead of it are dropped now rather than then; nothing else
+        // changes.
         while let Some(next) = ready.peek() {
             if self.epochs[next.agent as usize] == next.epoch {
                 prefetch_index::prefetch_index(&self.seats, next.agent as usize);

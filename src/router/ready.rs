@@ -9,7 +9,8 @@
 //! always the heap's order and the choice of agent never depends on the container.
 //!
 //! Entries are invalidated lazily: an agent's epoch moves on every change that affects its
-//! readiness, and a popped entry with an old epoch is dropped.
+//! readiness, and an entry with an old epoch is dropped when it reaches the front (popped, or
+//! found there by the router's look-ahead after a pop).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
