@@ -685,10 +685,17 @@ impl Router {
 
     /// Applies an event at time `now` (timers due by then fire first). On error nothing changed
     /// because of the event.
-    pub fn handle(&mut self, now: Millis, event: Event) -> Result<(), RouterError> {
+    pub fn handle(&mut self, now: Millis, mut event: Event) -> Result<(), RouterError> {
         self.advance(now);
+        // An arrival is read where the caller put it. Moved out first, it was copied into
+        // this frame with wider loads than the caller's stores that made it, which cannot be
+        // forwarded: every arrival waited for the store buffer to drain, the last event's
+        // stores to cold lines included (docs/performance.md, sixth pass).
+        if let Event::ContactQueued(contact) = &mut event {
+            return self.contact_queued(contact);
+        }
         match event {
-            Event::ContactQueued(contact) => self.contact_queued(contact),
+            Event::ContactQueued(_) => unreachable!("arrivals return above"),
             Event::ContactWithdrawn { contact, reason } => self.contact_withdrawn(contact, reason),
             Event::ContactTransferred { contact, to } => self.contact_transferred(contact, to),
             Event::ContactResponded { contact } => {
@@ -750,7 +757,9 @@ impl Router {
 
     // ----- contacts -------------------------------------------------------------------------
 
-    fn contact_queued(&mut self, nc: NewContact) -> Result<(), RouterError> {
+    /// A new contact, read in place (see [`Router::handle`]): its skills and preferred agent
+    /// are taken from it, the rest is left.
+    fn contact_queued(&mut self, nc: &mut NewContact) -> Result<(), RouterError> {
         if usize::from(nc.queue.0) >= self.plan.queues.len() {
             return Err(RouterError::UnknownQueue(nc.queue));
         }
@@ -809,9 +818,9 @@ impl Router {
         let class = self.entry_class(nc.queue, nc.channel, &nc.skills);
         let c = self.contacts.at_mut(slot);
         c.class = class;
-        c.own_skills = nc.skills.into_boxed_slice();
+        c.own_skills = std::mem::take(&mut nc.skills).into_boxed_slice();
         // After the insertion: a duplicate must not log an unknown preferred agent in.
-        if let Some(name) = nc.preferred_agent {
+        if let Some(name) = nc.preferred_agent.take() {
             let until = self.now + preferred_timeout;
             let a = self.agent_slot(&name);
             self.contacts.at_mut(slot).preferred = Some((a, until));
