@@ -4,28 +4,39 @@
 //! Why not a hash map: every arrival asks, and a hash map of (queue, channel, skill
 //! requirement) keys costs an arrival two dependent cache misses (the map's control bytes,
 //! then its bucket) plus hashing and comparing the key. Here a contact without skills of its
-//! own reads one small array that stays in cache, and a contact with one skill reads one entry
-//! of a small per-(queue, channel) array (in cache too: a few hundred bytes each) and then one
-//! cold 4-byte entry of a row made for that skill.
+//! own reads one small array that stays in cache, and a contact with one skill reads one
+//! 16-byte entry of a per-(queue, channel) array indexed by skill, which holds the classes of
+//! up to four shapes (minimum level, optional) of that skill. Four entries share a cache line,
+//! so the whole cache is a few kilobytes per (queue, channel) and mostly stays in cache. It
+//! was a row of all 22 shapes per skill, reached through an index: 88 bytes a row, and an
+//! arrival's most frequent miss (docs/performance.md, sixth pass).
+//!
+//! A fifth shape of one skill in one queue, or a class index too large to pack, is not
+//! remembered: such contacts find their class through the router's class index instead.
 
 use crate::model::{Channel, QueueId, SKILL_LEVELS, SkillReq};
 
 use super::ClassIdx;
 
-/// Marks "no class remembered" in rows and "no row" in the per-skill index.
-const NONE: u32 = u32::MAX;
+/// Shapes of one skill remembered per (queue, channel, skill).
+const SHAPES: usize = 4;
 
-/// One row per (queue, channel, skill): a class per minimum level and optional flag.
-const ROW: usize = 2 * (*SKILL_LEVELS.end() as usize + 1);
+/// A remembered shape is `class << TAG_BITS | tag` (see [`tag`]); 0 is a free entry.
+const TAG_BITS: u32 = 5;
+const TAG_MASK: u32 = (1 << TAG_BITS) - 1;
+const FREE: u32 = 0;
+const _: () = assert!(*SKILL_LEVELS.end() as u32 * 2 + 2 <= TAG_MASK);
+
+/// The largest class index that packs.
+const MAX_PACKED: ClassIdx = ClassIdx::MAX >> TAG_BITS;
 
 #[derive(Debug, Default)]
 pub(crate) struct EntryClasses {
     /// Per queue, per channel: the class of contacts that bring no skills of their own.
     plain: Vec<[Option<ClassIdx>; 6]>,
-    /// Per queue × channel (`queue * 6 + channel`): per skill id, its row in `rows`, [`NONE`]
-    /// when no contact brought that skill there yet. Grown on demand.
-    row_of: Vec<Vec<u32>>,
-    rows: Vec<[ClassIdx; ROW]>,
+    /// Per queue × channel (`queue * 6 + channel`): per skill id, the packed classes of the
+    /// shapes of that skill remembered so far, filled from the front. Grown on demand.
+    one_skill: Vec<Vec<[u32; SHAPES]>>,
 }
 
 impl EntryClasses {
@@ -33,8 +44,7 @@ impl EntryClasses {
     pub fn new(queues: usize) -> Self {
         EntryClasses {
             plain: vec![[None; 6]; queues],
-            row_of: vec![Vec::new(); queues * 6],
-            rows: Vec::new(),
+            one_skill: vec![Vec::new(); queues * 6],
         }
     }
 
@@ -43,32 +53,36 @@ impl EntryClasses {
         match own {
             [] => self.plain[usize::from(queue.0)][channel.index()],
             [req] if SKILL_LEVELS.contains(&req.min_level) => {
-                let row = *self.row_of[pair(queue, channel)].get(usize::from(req.skill.0))?;
-                if row == NONE {
-                    return None;
-                }
-                let ci = self.rows[row as usize][column(req)];
-                (ci != NONE).then_some(ci)
+                let shapes = self.one_skill[pair(queue, channel)].get(usize::from(req.skill.0))?;
+                let tag = tag(req);
+                shapes
+                    .iter()
+                    .find(|&&packed| packed & TAG_MASK == tag)
+                    .map(|&packed| packed >> TAG_BITS)
             }
             _ => None,
         }
     }
 
-    /// Remembers the class for contacts bringing `own` (kept only for no skill or one).
+    /// Remembers the class for contacts bringing `own` (kept only for no skill or one, and for
+    /// one skill while its (queue, channel, skill) has room).
     pub fn remember(&mut self, queue: QueueId, channel: Channel, own: &[SkillReq], ci: ClassIdx) {
         match own {
             [] => self.plain[usize::from(queue.0)][channel.index()] = Some(ci),
-            [req] if SKILL_LEVELS.contains(&req.min_level) => {
+            [req] if SKILL_LEVELS.contains(&req.min_level) && ci <= MAX_PACKED => {
                 let skill = usize::from(req.skill.0);
-                let row_of = &mut self.row_of[pair(queue, channel)];
-                if row_of.len() <= skill {
-                    row_of.resize(skill + 1, NONE);
+                let per_skill = &mut self.one_skill[pair(queue, channel)];
+                if per_skill.len() <= skill {
+                    per_skill.resize(skill + 1, [FREE; SHAPES]);
                 }
-                if row_of[skill] == NONE {
-                    row_of[skill] = self.rows.len() as u32;
-                    self.rows.push([NONE; ROW]);
+                let tag = tag(req);
+                // Entries are never freed, so the first free one comes after every taken one.
+                if let Some(entry) = per_skill[skill]
+                    .iter_mut()
+                    .find(|packed| **packed & TAG_MASK == tag || **packed == FREE)
+                {
+                    *entry = ci << TAG_BITS | tag;
                 }
-                self.rows[row_of[skill] as usize][column(req)] = ci;
             }
             _ => {}
         }
@@ -79,10 +93,10 @@ fn pair(queue: QueueId, channel: Channel) -> usize {
     usize::from(queue.0) * 6 + channel.index()
 }
 
-/// Where in its row a requirement's class is (levels in range only: the router refuses others
-/// on arrival, and a shape with one is not remembered).
-fn column(req: &SkillReq) -> usize {
-    usize::from(req.min_level) * 2 + usize::from(req.optional)
+/// A requirement's shape, 1 to 22 (levels in range only: the router refuses others on
+/// arrival, and a shape with one is not remembered).
+fn tag(req: &SkillReq) -> u32 {
+    u32::from(req.min_level) * 2 + u32::from(req.optional) + 1
 }
 
 #[cfg(test)]
@@ -134,6 +148,47 @@ mod tests {
             classes.remember(QueueId(0), Channel::Chat, &own, 3);
             assert_eq!(classes.get(QueueId(0), Channel::Chat, &own), None);
         }
+    }
+
+    #[test]
+    fn four_shapes_of_a_skill_are_remembered_and_a_fifth_is_left_to_the_class_index() {
+        let mut classes = EntryClasses::new(1);
+        let (q, ch) = (QueueId(0), Channel::Chat);
+        let shapes = [
+            req(9, 1, false),
+            req(9, 1, true),
+            req(9, 10, false),
+            req(9, 10, true),
+        ];
+        for (ci, own) in shapes.iter().enumerate() {
+            classes.remember(q, ch, std::slice::from_ref(own), ci as ClassIdx);
+        }
+        classes.remember(q, ch, &[req(9, 5, false)], 4);
+        for (ci, own) in shapes.iter().enumerate() {
+            assert_eq!(
+                classes.get(q, ch, std::slice::from_ref(own)),
+                Some(ci as ClassIdx)
+            );
+        }
+        assert_eq!(classes.get(q, ch, &[req(9, 5, false)]), None);
+        // Remembering a shape again takes no room.
+        classes.remember(q, ch, &[req(9, 10, true)], 3);
+        assert_eq!(classes.get(q, ch, &[req(9, 10, true)]), Some(3));
+        classes.remember(q, ch, &[req(8, 5, false)], 5);
+        assert_eq!(classes.get(q, ch, &[req(8, 5, false)]), Some(5));
+    }
+
+    #[test]
+    fn a_class_index_too_large_to_pack_is_not_remembered() {
+        let mut classes = EntryClasses::new(1);
+        let own = [req(2, 3, false)];
+        classes.remember(QueueId(0), Channel::Voice, &own, MAX_PACKED + 1);
+        assert_eq!(classes.get(QueueId(0), Channel::Voice, &own), None);
+        classes.remember(QueueId(0), Channel::Voice, &own, MAX_PACKED);
+        assert_eq!(
+            classes.get(QueueId(0), Channel::Voice, &own),
+            Some(MAX_PACKED)
+        );
     }
 
     #[test]
