@@ -406,15 +406,20 @@ impl Candidate {
 
 /// One routing class: contacts of one queue, channel and requirement (the channel lives in
 /// `Router::class_channels`).
+///
+/// The ready line's header comes first, at the start of a cache line: an arrival that finds an
+/// agent reads that line and nothing else of the class, and it is the line prefetched when
+/// the contact arrives (`Router::contact_queued`).
 #[derive(Debug)]
+#[repr(C, align(64))]
 struct Class {
-    queue: QueueId,
-    requirement: Requirement,
-    line: Line,
     /// Agents ready for this class, best first; stale entries dropped lazily.
     ready: ReadyLine,
     /// Live entries the ready line kept at its last sweep (see `Router::refresh_ready`).
     live_at_sweep: u32,
+    queue: QueueId,
+    line: Line,
+    requirement: Requirement,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -770,6 +775,14 @@ impl Router {
         for req in &nc.skills {
             self.check_skill(req.skill, req.min_level)?;
         }
+        // The decision reads cold lines one after another: the class's ready line, the entry
+        // at its front, the seat of that agent. When the class is known already (nearly
+        // always), the first starts loading now, under the insertion's own misses (measured:
+        // docs/performance.md, sixth pass).
+        let known_class = self.entry_classes.get(nc.queue, nc.channel, &nc.skills);
+        if let Some(ci) = known_class {
+            prefetch_index::prefetch_index(&self.classes, ci as usize);
+        }
         let queue = self.plan.queue(nc.queue);
         let priority = nc.priority.raised_by(queue.priority);
         let policy = nc
@@ -814,8 +827,11 @@ impl Router {
         let Some(slot) = self.contacts.insert_new(id, make) else {
             return Err(RouterError::DuplicateContact(id));
         };
-        // The class only now: finding it may create it, which a refused duplicate must not.
-        let class = self.entry_class(nc.queue, nc.channel, &nc.skills);
+        // A new class only now: creating it is for contacts that are stored, not refused.
+        let class = match known_class {
+            Some(ci) => ci,
+            None => self.entry_class(nc.queue, nc.channel, &nc.skills),
+        };
         let c = self.contacts.at_mut(slot);
         c.class = class;
         c.own_skills = std::mem::take(&mut nc.skills).into_boxed_slice();
