@@ -11,8 +11,8 @@
 //! was a row of all 22 shapes per skill, reached through an index: 88 bytes a row, and an
 //! arrival's most frequent miss (docs/performance.md, sixth pass).
 //!
-//! A fifth shape of one skill in one queue, or a class index too large to pack, is not
-//! remembered: such contacts find their class through the router's class index instead.
+//! A fifth shape of one skill in one queue and channel, or a class index too large to pack, is
+//! not remembered: such contacts find their class through the router's class index instead.
 
 use crate::model::{Channel, QueueId, SKILL_LEVELS, SkillReq};
 
@@ -93,8 +93,8 @@ fn pair(queue: QueueId, channel: Channel) -> usize {
     usize::from(queue.0) * 6 + channel.index()
 }
 
-/// A requirement's shape, 1 to 22 (levels in range only: the router refuses others on
-/// arrival, and a shape with one is not remembered).
+/// A requirement's shape, 3 to 22 for the levels in range (never 0, a free entry; the router
+/// refuses other levels on arrival, and a shape with one is not remembered).
 fn tag(req: &SkillReq) -> u32 {
     u32::from(req.min_level) * 2 + u32::from(req.optional) + 1
 }
@@ -171,11 +171,25 @@ mod tests {
             );
         }
         assert_eq!(classes.get(q, ch, &[req(9, 5, false)]), None);
-        // Remembering a shape again takes no room.
-        classes.remember(q, ch, &[req(9, 10, true)], 3);
-        assert_eq!(classes.get(q, ch, &[req(9, 10, true)]), Some(3));
         classes.remember(q, ch, &[req(8, 5, false)], 5);
         assert_eq!(classes.get(q, ch, &[req(8, 5, false)]), Some(5));
+    }
+
+    #[test]
+    fn remembering_a_shape_again_takes_no_room() {
+        let mut classes = EntryClasses::new(1);
+        let (q, ch) = (QueueId(0), Channel::Email);
+        let again = [req(4, 2, false)];
+        classes.remember(q, ch, &again, 7);
+        classes.remember(q, ch, &again, 7);
+        let others = [req(4, 3, false), req(4, 6, true), req(4, 9, false)];
+        for (ci, own) in (8..).zip(&others) {
+            classes.remember(q, ch, std::slice::from_ref(own), ci);
+        }
+        assert_eq!(classes.get(q, ch, &again), Some(7));
+        for (ci, own) in (8..).zip(&others) {
+            assert_eq!(classes.get(q, ch, std::slice::from_ref(own)), Some(ci));
+        }
     }
 
     #[test]
