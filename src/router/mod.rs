@@ -693,9 +693,10 @@ impl Router {
     pub fn handle(&mut self, now: Millis, mut event: Event) -> Result<(), RouterError> {
         self.advance(now);
         // An arrival is read where the caller put it. Moved out first, it was copied into
-        // this frame with wider loads than the caller's stores that made it, which cannot be
-        // forwarded: every arrival waited for the store buffer to drain, the last event's
-        // stores to cold lines included (docs/performance.md, sixth pass).
+        // this frame with loads that each spanned two of the caller's stores, which cannot be
+        // forwarded: the loads waited for those stores to reach the cache, and likely for
+        // every older store too (reading in place measured 0.91 of the time:
+        // docs/performance.md, sixth pass).
         if let Event::ContactQueued(contact) = &mut event {
             return self.contact_queued(contact);
         }
