@@ -1,67 +1,19 @@
-//! Where the router keeps its contacts: records in fixed-size chunks, reached through a small
-//! id index or directly by slot.
+//! Where the router keeps its contacts: records in fixed-size chunks, reached through the id
+//! index ([`IdIndex`]) or directly by slot.
 //!
 //! Why not a hash map of records: a record is a few hundred bytes, and a map of them puts every
 //! arrival's record in a random, cold bucket (five cache lines written) and doubles the whole
 //! table when it grows. Here a new contact takes the slot the last departed contact left
 //! (recently touched, and its first line prefetched when the previous arrival took its own),
-//! the index holds 16-byte entries, growth adds one chunk, and lines and timers that hold a
+//! the index holds a 4-byte entry for a recent id (16 bytes for an older one), growth adds one chunk, and lines and timers that hold a
 //! slot reach the record without hashing at all.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Index;
 
 use crate::model::ContactId;
 
 use super::contact::Contact;
-
-/// Hashes contact ids for the index, keeping runs of consecutive ids together.
-///
-/// Why: contact ids are the store's row ids, handed out in increasing order, and a contact
-/// mostly leaves the router soon after it arrives. A mixing hash sends each arrival to a random
-/// (cold) bucket: two cache misses on every arrival in a center with a hundred thousand
-/// contacts. Here each run of [`RUN`] consecutive ids shares one scattered block of buckets,
-/// in order, so arrivals mostly land where the previous one has just warmed the memory.
-///
-/// Why short runs: with the ids' low bits kept whole (one long run), a backlog of old contacts
-/// fills one dense stretch of the table, and every newer id whose low bits fall in it probes to
-/// the stretch's end, dozens of groups (measured: the lookup became the costliest step of an
-/// arrival). And a run as long as a probe group (16 on x86) fills whole groups: the table marks
-/// a departure from a stretch of a group's width or more as a tombstone, which it clears only
-/// by rehashing everything (one callgrind window each: 110 instructions of rehash per arrival
-/// at 16, 57 at 8; 4, 8 and 16 took the same time per arrival, alternating). Scattered short
-/// runs leave the table's occupancy random, as a mixing hash does.
-/// The run's block comes from a folded 128-bit product, so every bit of the id reaches it (ids
-/// that differ only in a high prefix do not collide), and the top seven bits, which the table
-/// compares first to tell the keys of a group apart, are mixed from the whole id.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-/// Consecutive ids kept together: 128 bytes of buckets, half an x86 probe group.
-const RUN: u64 = 8;
-
-impl Hasher for IdHasher {
-    fn write_u64(&mut self, id: u64) {
-        const TOP_SEVEN: u64 = 0x7F << 57;
-        const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
-        let id = id ^ self.0.rotate_left(5);
-        let product = u128::from(id / RUN) * u128::from(MIX);
-        let block = ((product as u64) ^ ((product >> 64) as u64)).wrapping_mul(RUN);
-        self.0 = ((block | (id % RUN)) & !TOP_SEVEN) | (id.wrapping_mul(MIX) & TOP_SEVEN);
-    }
-
-    /// Not used by `ContactId` (which hashes as one `u64`); folds bytes in for completeness.
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+use super::id_index::IdIndex;
 
 /// A contact's place in the store: valid while the contact is in the router; reused after.
 pub(crate) type Slot = u32;
@@ -75,7 +27,7 @@ const CHUNK: usize = 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct Contacts {
-    index: HashMap<ContactId, Slot, BuildHasherDefault<IdHasher>>,
+    index: IdIndex,
     chunks: Vec<Box<[Option<Contact>]>>,
     /// The id held in each slot, `NO_CONTACT` when none: tells a timer of a departed contact
     /// from a live one by reading 8 bytes of a small array instead of a cold record.
@@ -99,11 +51,8 @@ impl Contacts {
             Some(&slot) => slot,
             None => self.used as Slot,
         };
-        match self.index.entry(id) {
-            std::collections::hash_map::Entry::Occupied(_) => return None,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(slot);
-            }
+        if !self.index.insert(id, slot) {
+            return None;
         }
         if self.free.pop().is_none() {
             if self.used == self.chunks.len() * CHUNK {
@@ -138,11 +87,11 @@ impl Contacts {
     }
 
     pub fn contains_key(&self, id: &ContactId) -> bool {
-        self.index.contains_key(id)
+        self.index.get(id).is_some()
     }
 
     pub fn slot(&self, id: &ContactId) -> Option<Slot> {
-        self.index.get(id).copied()
+        self.index.get(id)
     }
 
     pub fn get(&self, id: &ContactId) -> Option<&Contact> {
@@ -207,8 +156,8 @@ impl Contacts {
         self.index.len()
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &ContactId> + '_ {
-        self.index.keys()
+    pub fn ids(&self) -> impl Iterator<Item = ContactId> + '_ {
+        self.index.ids()
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Contact> + '_ {
@@ -221,51 +170,5 @@ impl Index<&ContactId> for Contacts {
 
     fn index(&self, id: &ContactId) -> &Contact {
         self.get(id).expect("contact in the router")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::hash::BuildHasher;
-
-    use super::*;
-
-    fn hash(id: u64) -> u64 {
-        BuildHasherDefault::<IdHasher>::default().hash_one(ContactId(id))
-    }
-
-    #[test]
-    fn runs_of_consecutive_ids_stay_together_and_runs_scatter() {
-        let index_bits = |id: u64| hash(id) & ((1 << 57) - 1);
-        for first in [0, 16, 4_096, 1 << 40] {
-            for k in 1..RUN {
-                assert_eq!(index_bits(first + k), index_bits(first) + k);
-            }
-        }
-        // Neighbouring runs land far apart (a backlog does not become one dense stretch).
-        let gaps =
-            (0..64).filter(|r| index_bits((r + 1) * RUN).abs_diff(index_bits(r * RUN)) > 1 << 20);
-        assert!(gaps.count() > 60);
-        // Every bit of the id reaches the block: ids that differ only in a high prefix (a
-        // shard or node tag) land apart.
-        for tag in [1 << 50, 1 << 56, 1 << 63] {
-            assert!(index_bits(tag | 42).abs_diff(index_bits(42)) > 1 << 20);
-        }
-        // The bits compared first still tell neighbours apart, mostly.
-        let tops: std::collections::HashSet<u64> = (0..64).map(|id| hash(id) >> 57).collect();
-        assert!(tops.len() > 32, "{} distinct tags in 64 ids", tops.len());
-    }
-
-    #[test]
-    fn ids_sharing_their_low_bits_are_all_found() {
-        let mut index: HashMap<ContactId, Slot, BuildHasherDefault<IdHasher>> = HashMap::default();
-        let ids: Vec<u64> = (1..=5_000).map(|k| k << 24).collect();
-        for (slot, &id) in ids.iter().enumerate() {
-            index.insert(ContactId(id), slot as Slot);
-        }
-        for (slot, &id) in ids.iter().enumerate() {
-            assert_eq!(index.get(&ContactId(id)), Some(&(slot as Slot)));
-            assert_eq!(index.get(&ContactId(id + 1)), None);
-        }
     }
 }

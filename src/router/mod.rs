@@ -45,6 +45,7 @@ mod agent;
 mod contact;
 mod contacts;
 mod entry_classes;
+mod id_index;
 mod line;
 mod plan;
 mod ready;
@@ -2221,7 +2222,7 @@ impl Router {
 
     /// Ids of every contact in the router, in no particular order.
     pub fn contact_ids(&self) -> impl Iterator<Item = ContactId> + '_ {
-        self.contacts.keys().copied()
+        self.contacts.ids()
     }
 
     /// Number of contacts in the router (waiting, offered or assigned).
