@@ -5,8 +5,8 @@
 //! arrival's record in a random, cold bucket (five cache lines written) and doubles the whole
 //! table when it grows. Here a new contact takes the slot the last departed contact left
 //! (recently touched, and its first line prefetched when the previous arrival took its own),
-//! the index holds a 4-byte entry for a recent id (16 bytes for an older one), growth adds one chunk, and lines and timers that hold a
-//! slot reach the record without hashing at all.
+//! the index holds a 4-byte entry for a recent id (16 bytes for an older one), growth adds one
+//! chunk, and lines and timers that hold a slot reach the record without hashing at all.
 
 use std::ops::Index;
 
