@@ -156,7 +156,7 @@ impl Contacts {
         self.index.len()
     }
 
-    pub fn ids(&self) -> impl Iterator<Item = ContactId> + '_ {
+    pub fn all_ids(&self) -> impl Iterator<Item = ContactId> + '_ {
         self.index.ids()
     }
 

@@ -2222,7 +2222,7 @@ impl Router {
 
     /// Ids of every contact in the router, in no particular order.
     pub fn contact_ids(&self) -> impl Iterator<Item = ContactId> + '_ {
-        self.contacts.ids()
+        self.contacts.all_ids()
     }
 
     /// Number of contacts in the router (waiting, offered or assigned).
