@@ -305,7 +305,7 @@ impl IdIndex {
 /// that differ only in a high prefix do not collide), and the top seven bits, which the table
 /// compares first to tell the keys of a group apart, are mixed from the whole id.
 #[derive(Default)]
-pub(crate) struct IdHasher(u64);
+struct IdHasher(u64);
 
 /// Consecutive ids kept together: 128 bytes of buckets, half an x86 probe group.
 const RUN: u64 = 8;

@@ -23,8 +23,9 @@
 //! that becomes free compares the heads of the classes it qualifies for (16 bytes each) and its
 //! own preferred line, and takes the best: no scan of waiting contacts. After every event the
 //! router is at a fixed point: no ready agent qualifies for a waiting contact it has not
-//! refused. Contacts live in slots (`contacts`); lines and timers hold the slot. Timers a fixed
-//! delay after now sit in per-delay lanes, the rest in a heap (`timers`).
+//! refused. Contacts live in slots (`contacts`); lines and timers hold the slot, and an id finds
+//! its slot through a window over the recent ids, the counter's order (`id_index`). Timers a
+//! fixed delay after now sit in per-delay lanes, the rest in a heap (`timers`).
 //!
 //! # Decisions a reader may look for
 //!
