@@ -11,12 +11,16 @@
 //! The window only grows while it stays at least a quarter full (plus [`MIN_WINDOW`] entries),
 //! shedding its oldest entries to the map when reaching a new id would break that. So its
 //! length is bounded by four times the most contacts it has held, as a map's memory is by
-//! its most entries. An id moves from the window to the map at most once, never back, so the
-//! shedding costs no more than the arrivals that filled the window.
+//! its most entries. A contact moves from the window to the map at most once, never back.
+//! One arrival may move many (a backlog shed, in the bench once, a hundred thousand), but
+//! on average an arrival or departure costs a constant: the vacant entries it adds or skips
+//! are bounded by the span rule, and for ids from a counter they are few.
 //!
 //! Which ids are where: the window holds ids in `base..base + window.len()`; the map holds
 //! ids below `below_end` and ids at or above `fence`; ids in neither range are in neither
-//! place, so an id near the window is answered without touching the map.
+//! place, so an id near the window is answered without touching the map. When arrivals keep
+//! going to the map (the window left behind by a stray id or a run of old ones), the window
+//! moves to them: down below itself, or up above everything in the map.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -29,9 +33,15 @@ use super::contacts::Slot;
 /// together always share the window.
 const MIN_WINDOW: usize = 4_096;
 
-/// Arrivals below the window that went to the map, in a row, beyond the window's own
-/// contacts, after which the window moves down to them (see [`IdIndex::make_room_below`]).
-const MISSES_BEFORE_MOVING_DOWN: usize = 64;
+/// Arrivals sent to the map in a row, beyond the window's own contacts, after which the
+/// window moves to where they are (see [`IdIndex::moving_pays`]).
+const MISSES_BEFORE_MOVING: usize = 64;
+
+/// How far below the window an arriving id still extends it (ids handed out by one counter
+/// reach the router a little out of order, from intake tasks running side by side). Further
+/// down, the id goes to the map: an extension down is walked again when the contact at the
+/// window's front leaves, so a far one would be paid on every arrival and departure.
+const NEAR_BELOW: u64 = 64;
 
 /// A window entry for an id with no contact.
 const VACANT: Slot = Slot::MAX;
@@ -44,19 +54,21 @@ pub(crate) struct IdIndex {
     window: VecDeque<Slot>,
     /// Entries in `window` that are not [`VACANT`].
     in_window: usize,
-    /// Contacts whose ids are outside the window: below `below_end` or at or above `fence`.
-    older: HashMap<ContactId, Slot, BuildHasherDefault<IdHasher>>,
     /// Every id in `older` below the window is below this; at most `base`.
     below_end: u64,
     /// Every id in `older` above the window is at or above this; at least the window's end.
     /// `u64::MAX` when there are none but `u64::MAX` itself, which the window never holds.
     fence: u64,
+    /// Arrivals sent to the map since the window's last arrival.
+    misses: usize,
+    /// The largest id in `older` above the window, or a larger one (0 when none).
+    above_max: u64,
     /// Ids in `older` below the window, and above it (when these reach zero, the bounds
     /// above go back to their widest).
     older_below: usize,
     older_above: usize,
-    /// Arrivals since the window's last, all below it and sent to the map.
-    misses_below: usize,
+    /// Contacts whose ids are outside the window: below `below_end` or at or above `fence`.
+    older: HashMap<ContactId, Slot, BuildHasherDefault<IdHasher>>,
 }
 
 impl Default for IdIndex {
@@ -68,9 +80,10 @@ impl Default for IdIndex {
             older: HashMap::default(),
             below_end: 0,
             fence: u64::MAX,
+            above_max: 0,
             older_below: 0,
             older_above: 0,
-            misses_below: 0,
+            misses: 0,
         }
     }
 }
@@ -93,16 +106,23 @@ impl IdIndex {
         debug_assert_ne!(slot, VACANT, "four billion slots");
         let offset = match self.place(id.0) {
             Place::Window(offset) => offset,
-            Place::Older => return self.insert_older(id, slot),
             Place::Above => self.make_room_above(id.0),
             Place::Below => match self.make_room_below(id.0) {
                 Some(offset) => offset,
                 None => {
-                    self.misses_below += 1;
                     self.below_end = id.0 + 1;
                     return self.insert_older(id, slot);
                 }
             },
+            Place::Older
+                if id.0 >= self.fence
+                    && id.0 > self.above_max
+                    && id.0 < u64::MAX
+                    && self.moving_pays() =>
+            {
+                self.move_up(id.0)
+            }
+            Place::Older => return self.insert_older(id, slot),
         };
         let entry = &mut self.window[offset];
         if *entry != VACANT {
@@ -110,7 +130,7 @@ impl IdIndex {
         }
         *entry = slot;
         self.in_window += 1;
-        self.misses_below = 0;
+        self.misses = 0;
         true
     }
 
@@ -124,6 +144,7 @@ impl IdIndex {
                     self.older_above -= 1;
                     if self.older_above == 0 {
                         self.fence = u64::MAX;
+                        self.above_max = 0;
                     }
                 } else {
                     self.older_below -= 1;
@@ -160,11 +181,9 @@ impl IdIndex {
     }
 
     pub fn ids(&self) -> impl Iterator<Item = ContactId> + '_ {
-        let base = self.base;
-        let recent = (0u64..)
-            .zip(&self.window)
-            .filter(|&(_, &slot)| slot != VACANT)
-            .map(move |(i, _)| ContactId(base + i));
+        let recent = (self.window.iter().zip(self.base..))
+            .filter(|&(&slot, _)| slot != VACANT)
+            .map(|(_, id)| ContactId(id));
         self.older.keys().copied().chain(recent)
     }
 
@@ -177,6 +196,8 @@ impl IdIndex {
         }
     }
 
+    /// Cold: ids from the counter reach the map only by shedding.
+    #[cold]
     fn insert_older(&mut self, id: ContactId, slot: Slot) -> bool {
         match self.older.entry(id) {
             std::collections::hash_map::Entry::Occupied(_) => false,
@@ -184,12 +205,48 @@ impl IdIndex {
                 v.insert(slot);
                 if id.0 >= self.fence {
                     self.older_above += 1;
+                    self.above_max = self.above_max.max(id.0);
                 } else {
                     self.older_below += 1;
                 }
+                self.misses += 1;
                 true
             }
         }
+    }
+
+    /// Whether enough arrivals have gone to the map in a row to pay for moving the window's
+    /// contacts there too (each contact moves once; the misses bound how often).
+    ///
+    /// Why the window moves at all: after one id far from the counter's (a contact from
+    /// another system, or a run of old ones restored), the window can sit away from where the
+    /// counter's ids arrive, and those would go to the map one after another. One old id
+    /// alone does not move a busy window.
+    fn moving_pays(&self) -> bool {
+        self.misses >= self.in_window + MISSES_BEFORE_MOVING
+    }
+
+    /// Moves the window's contacts to the map and starts the window again at `id`, above
+    /// everything in the map (`id` is at or above `fence` and above `above_max`): the map's
+    /// ids all count as below the window from now on. Returns `id`'s offset.
+    #[cold]
+    fn move_up(&mut self, id: u64) -> usize {
+        // The window first: the ids' range is not stepped past the window's end (u64::MAX).
+        for (&slot, below) in self.window.iter().zip(self.base..) {
+            if slot != VACANT {
+                self.older.insert(ContactId(below), slot);
+            }
+        }
+        self.older_below = self.older.len();
+        self.older_above = 0;
+        self.below_end = id;
+        self.fence = u64::MAX;
+        self.above_max = 0;
+        self.in_window = 0;
+        self.window.clear();
+        self.base = id;
+        self.window.push_back(VACANT);
+        0
     }
 
     /// Whether a window spanning `span` ids would be at least a quarter full with one more
@@ -202,6 +259,24 @@ impl IdIndex {
     /// oldest entries to the map while reaching `id` would leave it less than a quarter full.
     /// Returns `id`'s offset.
     fn make_room_above(&mut self, id: u64) -> usize {
+        if self.window.is_empty() || !self.span_ok(id - self.base + 1) {
+            self.shed_for(id);
+        }
+        let offset = (id - self.base) as usize;
+        if offset == self.window.len() {
+            // The counter's next id: `resize` here was an out-of-line call per arrival.
+            self.window.push_back(VACANT);
+        } else {
+            self.window.resize(offset + 1, VACANT);
+        }
+        offset
+    }
+
+    /// [`IdIndex::make_room_above`]'s rare part, kept out of an arrival's path: sheds the
+    /// oldest entries until reaching `id` leaves the window a quarter full, and starts an
+    /// empty window at `id`.
+    #[cold]
+    fn shed_for(&mut self, id: u64) {
         while !self.window.is_empty() && !self.span_ok(id - self.base + 1) {
             let slot = self.window.pop_front().expect("not empty");
             if slot != VACANT {
@@ -216,34 +291,28 @@ impl IdIndex {
         if self.window.is_empty() {
             self.base = id;
         }
-        let offset = (id - self.base) as usize;
-        self.window.resize(offset + 1, VACANT);
-        offset
     }
 
-    /// Extends the window down to `id` (below it, at or above `below_end`) when it stays a
-    /// quarter full; `None` when the id should go to the map instead.
-    ///
-    /// Why the window may move down: after one id far above the counter (a contact from
-    /// another system, say), the window sits up there and the counter's ids go to the map,
-    /// one after another. When more of them have gone to the map in a row than the window
-    /// holds, the window's few contacts move to the map and the window starts again at the
-    /// counter. One old id alone does not move a busy window.
+    /// Extends the window down to `id` (below it, at or above `below_end`) when `id` is near
+    /// and the window stays a quarter full, or moves the window there when that pays; `None`
+    /// when the id should go to the map instead.
+    #[cold]
     fn make_room_below(&mut self, id: u64) -> Option<usize> {
         let end = self.base + self.window.len() as u64;
         if self.window.is_empty() {
             self.base = id;
             self.window.push_back(VACANT);
-        } else if self.span_ok(end - id) {
+        } else if self.base - id <= NEAR_BELOW && self.span_ok(end - id) {
             for _ in id..self.base {
                 self.window.push_front(VACANT);
             }
             self.base = id;
-        } else if self.misses_below >= self.in_window + MISSES_BEFORE_MOVING_DOWN {
-            for (above, &slot) in (self.base..).zip(&self.window) {
+        } else if self.moving_pays() {
+            for (&slot, above) in self.window.iter().zip(self.base..) {
                 if slot != VACANT {
                     self.older.insert(ContactId(above), slot);
                     self.older_above += 1;
+                    self.above_max = self.above_max.max(above);
                 }
             }
             self.fence = self.base;
@@ -270,6 +339,8 @@ impl IdIndex {
         let end = self.base + self.window.len() as u64;
         assert!(self.below_end <= self.base && end <= self.fence);
         let above = self.older.keys().filter(|id| id.0 >= self.fence).count();
+        let top = self.older.keys().filter(|id| id.0 >= self.fence).max();
+        assert!(top.is_none_or(|top| top.0 <= self.above_max));
         let below = self.older.keys().filter(|id| id.0 < self.below_end).count();
         assert_eq!((below, above), (self.older_below, self.older_above));
         assert_eq!(
@@ -441,6 +512,48 @@ mod tests {
     }
 
     #[test]
+    fn after_a_run_of_old_ids_the_window_comes_back_to_the_counter() {
+        let mut index = IdIndex::default();
+        assert!(index.insert(ContactId(1_000_000), 0));
+        // Old contacts restored in a run: the window moves down to them.
+        for id in 1..=100 {
+            assert!(index.insert(ContactId(id), 1));
+        }
+        // The counter goes on: the window moves back up once its arrivals outnumber it.
+        for id in 1_000_001..=1_001_000 {
+            assert!(index.insert(ContactId(id), 2));
+        }
+        index.assert_consistent();
+        assert!(
+            index.in_window > 800,
+            "{} ids in the map, {} in the window",
+            index.older.len(),
+            index.in_window
+        );
+        assert_eq!(index.get(&ContactId(1_000_000)), Some(0));
+        assert_eq!(index.get(&ContactId(42)), Some(1));
+        assert!(!index.insert(ContactId(1_000_500), 3));
+        assert!(!index.insert(ContactId(1_000_000), 3));
+    }
+
+    #[test]
+    fn an_id_far_below_a_busy_window_does_not_stretch_it() {
+        let mut index = IdIndex::default();
+        for id in 1_000_000..1_100_000 {
+            index.insert(ContactId(id), 0);
+        }
+        for _ in 0..100 {
+            assert!(index.insert(ContactId(695_900), 1));
+            assert_eq!(index.window.len(), 100_000);
+            assert_eq!(index.remove(&ContactId(695_900)), Some(1));
+        }
+        // Near the front, it does: ids from one counter arrive a little out of order.
+        assert!(index.insert(ContactId(999_990), 2));
+        assert_eq!(index.window.len(), 100_010);
+        index.assert_consistent();
+    }
+
+    #[test]
     fn the_largest_id_is_kept_like_any_other() {
         let mut index = IdIndex::default();
         for id in [5, u64::MAX, u64::MAX - 1, 6] {
@@ -469,6 +582,8 @@ mod tests {
         Leave(usize),
         /// An id near the counter's, present or not, leaves.
         LeaveNear(i64),
+        /// A run of consecutive ids from near the counter's (old contacts restored).
+        ArriveRun(i64, u8),
     }
 
     fn step() -> impl proptest::strategy::Strategy<Value = Step> {
@@ -479,6 +594,7 @@ mod tests {
             1 => any::<u64>().prop_map(Step::ArriveAs),
             24 => any::<usize>().prop_map(Step::Leave),
             4 => (-20_000..10i64).prop_map(Step::LeaveNear),
+            1 => (-300_000..300_000i64, 1..200u8).prop_map(|(d, n)| Step::ArriveRun(d, n)),
         ]
     }
 
@@ -520,6 +636,13 @@ mod tests {
                     Step::LeaveNear(d) => {
                         let id = near(d);
                         proptest::prop_assert_eq!(index.remove(&ContactId(id)), model.remove(&id));
+                    }
+                    Step::ArriveRun(d, run) => {
+                        for id in (0..u64::from(run)).map(|k| near(d).saturating_add(k)) {
+                            let fresh = !model.contains_key(&id);
+                            proptest::prop_assert_eq!(index.insert(ContactId(id), slot), fresh);
+                            model.entry(id).or_insert(slot);
+                        }
                     }
                 }
                 if n % 16 == 0 {
