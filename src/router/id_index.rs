@@ -18,9 +18,12 @@
 //!
 //! Which ids are where: the window holds ids in `base..base + window.len()`; the map holds
 //! ids below `below_end` and ids at or above `fence`; ids in neither range are in neither
-//! place, so an id near the window is answered without touching the map. When arrivals keep
-//! going to the map (the window left behind by a stray id or a run of old ones), the window
-//! moves to them: down below itself, or up above everything in the map.
+//! place, so an id near the window is answered without touching the map. An id far past the
+//! window's end (a stray) goes to the map, not dragging the window along. When arrivals keep
+//! going to the map (the window left behind by a run of old ids, or a counter that started a
+//! new range), the window moves to where they arrive, its contacts going to the map, and the
+//! map's bounds are taken afresh: about as many arrivals as the map and window hold pay for
+//! that walk.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -33,8 +36,8 @@ use super::contacts::Slot;
 /// together always share the window.
 const MIN_WINDOW: usize = 4_096;
 
-/// Arrivals sent to the map in a row, beyond the window's own contacts, after which the
-/// window moves to where they are (see [`IdIndex::moving_pays`]).
+/// Arrivals sent to the map in a row, beyond what moving the window costs, after which the
+/// window moves to where they arrive (see [`IdIndex::moving_pays`]).
 const MISSES_BEFORE_MOVING: usize = 64;
 
 /// How far below the window an arriving id still extends it (ids handed out by one counter
@@ -61,8 +64,6 @@ pub(crate) struct IdIndex {
     fence: u64,
     /// Arrivals sent to the map since the window's last arrival.
     misses: usize,
-    /// The largest id in `older` above the window, or a larger one (0 when none).
-    above_max: u64,
     /// Ids in `older` below the window, and above it (when these reach zero, the bounds
     /// above go back to their widest).
     older_below: usize,
@@ -80,7 +81,6 @@ impl Default for IdIndex {
             older: HashMap::default(),
             below_end: 0,
             fence: u64::MAX,
-            above_max: 0,
             older_below: 0,
             older_above: 0,
             misses: 0,
@@ -104,9 +104,34 @@ impl IdIndex {
     /// Records the slot of a new id; false (and nothing recorded) when the id is present.
     pub fn insert(&mut self, id: ContactId, slot: Slot) -> bool {
         debug_assert_ne!(slot, VACANT, "four billion slots");
+        // The arrival's path: the counter's next id, just past a window with room for it.
+        let len = self.window.len();
+        if id.0.checked_sub(self.base) == Some(len as u64)
+            && len != 0
+            && id.0 < self.fence
+            && self.span_ok(len as u64 + 1)
+        {
+            self.window.push_back(slot);
+            self.in_window += 1;
+            self.misses = 0;
+            return true;
+        }
+        self.insert_elsewhere(id, slot)
+    }
+
+    /// [`IdIndex::insert`] for every other id.
+    #[inline(never)]
+    fn insert_elsewhere(&mut self, id: ContactId, slot: Slot) -> bool {
         let offset = match self.place(id.0) {
             Place::Window(offset) => offset,
-            Place::Above => self.make_room_above(id.0),
+            Place::Above => match self.make_room_above(id.0) {
+                Some(offset) => offset,
+                None => {
+                    self.fence = id.0;
+                    return self.insert_older(id, slot);
+                }
+            },
+            Place::Below if self.moving_pays() => self.move_to(id.0),
             Place::Below => match self.make_room_below(id.0) {
                 Some(offset) => offset,
                 None => {
@@ -115,12 +140,9 @@ impl IdIndex {
                 }
             },
             Place::Older
-                if id.0 >= self.fence
-                    && id.0 > self.above_max
-                    && id.0 < u64::MAX
-                    && self.moving_pays() =>
+                if id.0 < u64::MAX && self.moving_pays() && !self.older.contains_key(&id) =>
             {
-                self.move_up(id.0)
+                self.move_to(id.0)
             }
             Place::Older => return self.insert_older(id, slot),
         };
@@ -144,7 +166,6 @@ impl IdIndex {
                     self.older_above -= 1;
                     if self.older_above == 0 {
                         self.fence = u64::MAX;
-                        self.above_max = 0;
                     }
                 } else {
                     self.older_below -= 1;
@@ -196,7 +217,8 @@ impl IdIndex {
         }
     }
 
-    /// Cold: ids from the counter reach the map only by shedding.
+    /// Cold: ids from the counter reach the map by shedding, and otherwise only while the
+    /// window is away from them.
     #[cold]
     fn insert_older(&mut self, id: ContactId, slot: Slot) -> bool {
         match self.older.entry(id) {
@@ -205,7 +227,6 @@ impl IdIndex {
                 v.insert(slot);
                 if id.0 >= self.fence {
                     self.older_above += 1;
-                    self.above_max = self.above_max.max(id.0);
                 } else {
                     self.older_below += 1;
                 }
@@ -215,33 +236,42 @@ impl IdIndex {
         }
     }
 
-    /// Whether enough arrivals have gone to the map in a row to pay for moving the window's
-    /// contacts there too (each contact moves once; the misses bound how often).
+    /// Whether enough arrivals have gone to the map in a row to pay for moving the window:
+    /// about as many as the map held before them, plus the window's contacts. Each arrival
+    /// in the run is one miss; a move walks the map and the window once.
     ///
-    /// Why the window moves at all: after one id far from the counter's (a contact from
-    /// another system, or a run of old ones restored), the window can sit away from where the
-    /// counter's ids arrive, and those would go to the map one after another. One old id
-    /// alone does not move a busy window.
+    /// Why the window moves at all: after a run of old ids (restored, say), or when the
+    /// counter starts a new range, the window can sit away from where the ids arrive, and
+    /// they would go to the map one after another. One old id alone does not move a busy
+    /// window.
     fn moving_pays(&self) -> bool {
-        self.misses >= self.in_window + MISSES_BEFORE_MOVING
+        2 * self.misses >= self.older.len() + self.in_window + MISSES_BEFORE_MOVING
     }
 
-    /// Moves the window's contacts to the map and starts the window again at `id`, above
-    /// everything in the map (`id` is at or above `fence` and above `above_max`): the map's
-    /// ids all count as below the window from now on. Returns `id`'s offset.
+    /// Moves the window's contacts to the map and starts the window again at `id` (in
+    /// neither place), with the map's bounds taken afresh from its ids: the nearest below
+    /// `id` and above it. Returns `id`'s offset.
     #[cold]
-    fn move_up(&mut self, id: u64) -> usize {
+    fn move_to(&mut self, id: u64) -> usize {
         // The window first: the ids' range is not stepped past the window's end (u64::MAX).
-        for (&slot, below) in self.window.iter().zip(self.base..) {
+        for (&slot, at) in self.window.iter().zip(self.base..) {
             if slot != VACANT {
-                self.older.insert(ContactId(below), slot);
+                self.older.insert(ContactId(at), slot);
             }
         }
-        self.older_below = self.older.len();
-        self.older_above = 0;
-        self.below_end = id;
-        self.fence = u64::MAX;
-        self.above_max = 0;
+        let (mut below_end, mut fence) = (0, u64::MAX);
+        let (mut below, mut above) = (0, 0);
+        for other in self.older.keys() {
+            if other.0 < id {
+                below_end = below_end.max(other.0 + 1);
+                below += 1;
+            } else {
+                fence = fence.min(other.0);
+                above += 1;
+            }
+        }
+        (self.below_end, self.fence) = (below_end, fence);
+        (self.older_below, self.older_above) = (below, above);
         self.in_window = 0;
         self.window.clear();
         self.base = id;
@@ -257,9 +287,15 @@ impl IdIndex {
 
     /// Extends the window to reach `id` (past its end, short of `fence`), first shedding its
     /// oldest entries to the map while reaching `id` would leave it less than a quarter full.
-    /// Returns `id`'s offset.
-    fn make_room_above(&mut self, id: u64) -> usize {
+    /// Returns `id`'s offset; `None` for an id far past the window's end, which goes to the
+    /// map instead: one stray id (another system's, say) does not drag the window away from
+    /// the counter. A run of them does, through [`IdIndex::moving_pays`].
+    fn make_room_above(&mut self, id: u64) -> Option<usize> {
         if self.window.is_empty() || !self.span_ok(id - self.base + 1) {
+            let end = self.base + self.window.len() as u64;
+            if !self.window.is_empty() && id - end >= MIN_WINDOW as u64 {
+                return None;
+            }
             self.shed_for(id);
         }
         let offset = (id - self.base) as usize;
@@ -269,7 +305,7 @@ impl IdIndex {
         } else {
             self.window.resize(offset + 1, VACANT);
         }
-        offset
+        Some(offset)
     }
 
     /// [`IdIndex::make_room_above`]'s rare part, kept out of an arrival's path: sheds the
@@ -294,9 +330,7 @@ impl IdIndex {
     }
 
     /// Extends the window down to `id` (below it, at or above `below_end`) when `id` is near
-    /// and the window stays a quarter full, or moves the window there when that pays; `None`
-    /// when the id should go to the map instead.
-    #[cold]
+    /// and the window stays a quarter full; `None` when the id should go to the map instead.
     fn make_room_below(&mut self, id: u64) -> Option<usize> {
         let end = self.base + self.window.len() as u64;
         if self.window.is_empty() {
@@ -307,19 +341,6 @@ impl IdIndex {
                 self.window.push_front(VACANT);
             }
             self.base = id;
-        } else if self.moving_pays() {
-            for (&slot, above) in self.window.iter().zip(self.base..) {
-                if slot != VACANT {
-                    self.older.insert(ContactId(above), slot);
-                    self.older_above += 1;
-                    self.above_max = self.above_max.max(above);
-                }
-            }
-            self.fence = self.base;
-            self.in_window = 0;
-            self.window.clear();
-            self.base = id;
-            self.window.push_back(VACANT);
         } else {
             return None;
         }
@@ -347,8 +368,6 @@ impl IdIndex {
         let end = self.base + self.window.len() as u64;
         assert!(self.below_end <= self.base && end <= self.fence);
         let above = self.older.keys().filter(|id| id.0 >= self.fence).count();
-        let top = self.older.keys().filter(|id| id.0 >= self.fence).max();
-        assert!(top.is_none_or(|top| top.0 <= self.above_max));
         let below = self.older.keys().filter(|id| id.0 < self.below_end).count();
         assert_eq!((below, above), (self.older_below, self.older_above));
         assert_eq!(
@@ -547,6 +566,39 @@ mod tests {
         assert_eq!(index.get(&ContactId(42)), Some(1));
         assert!(!index.insert(ContactId(1_000_500), 3));
         assert!(!index.insert(ContactId(1_000_000), 3));
+    }
+
+    /// Inserts the ids, returning how many of them are in the window afterwards.
+    fn arrive(index: &mut IdIndex, ids: std::ops::Range<u64>) -> usize {
+        for id in ids.clone() {
+            assert!(index.insert(ContactId(id), 7), "{id}");
+        }
+        index.assert_consistent();
+        ids.filter(|&id| matches!(index.place(id), Place::Window(_)))
+            .count()
+    }
+
+    #[test]
+    fn the_window_finds_the_counter_again_whatever_strays_came_before() {
+        // A stray at the top of the id space, the counter, a run of old ids, the counter.
+        let mut index = IdIndex::default();
+        assert!(index.insert(ContactId(u64::MAX), 1));
+        arrive(&mut index, 1_000..1_100);
+        arrive(&mut index, 1..166);
+        assert!(arrive(&mut index, 1_100..3_100) > 1_500);
+        // The same, then a stray far above the counter.
+        let mut index = IdIndex::default();
+        arrive(&mut index, 1_000..1_100);
+        arrive(&mut index, 1..166);
+        arrive(&mut index, 1_100..1_165);
+        assert!(index.insert(ContactId(1 << 40), 1));
+        assert!(arrive(&mut index, 1_165..3_165) > 1_500);
+        // The counter starts again far above (a new range): the window follows, once as
+        // many have arrived there as it held.
+        let mut index = IdIndex::default();
+        arrive(&mut index, 1..1_000);
+        assert!(arrive(&mut index, 1 << 32..(1 << 32) + 3_000) > 1_800);
+        assert_eq!(index.get(&ContactId(500)), Some(7));
     }
 
     #[test]
