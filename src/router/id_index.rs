@@ -202,7 +202,10 @@ impl IdIndex {
     }
 
     pub fn ids(&self) -> impl Iterator<Item = ContactId> + '_ {
-        let recent = (self.window.iter().zip(self.base..))
+        let recent = self
+            .window
+            .iter()
+            .zip(self.base..)
             .filter(|&(&slot, _)| slot != VACANT)
             .map(|(_, id)| ContactId(id));
         self.older.keys().copied().chain(recent)
@@ -300,7 +303,7 @@ impl IdIndex {
         }
         let offset = (id - self.base) as usize;
         if offset == self.window.len() {
-            // The counter's next id: `resize` here was an out-of-line call per arrival.
+            // The next id (into an empty window, or after a shed): no gap to fill.
             self.window.push_back(VACANT);
         } else {
             self.window.resize(offset + 1, VACANT);
